@@ -1,0 +1,280 @@
+// Package config decodes and validates ppredeem's settings.
+//
+// Every setting has one name in three spellings, bound together here and
+// nowhere else:
+//
+//	config-file key   database_url
+//	flag              --database-url
+//	environment       PPREDEEM_DATABASE_URL
+//
+// Precedence is flag, then environment, then config file, then the default.
+// The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
+// extension) is decoded strictly: a key this package does not know is an
+// error, so a typo never silently falls back to a default. Validation happens
+// in one place per command (ValidateServe and friends) before anything
+// listens or connects.
+//
+// This package only decodes and validates; it opens no files but the config
+// file and no connections.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix is the prefix of every environment variable ppredeem reads.
+const EnvPrefix = "PPREDEEM_"
+
+// Config is every setting of every command. Each command reads the fields it
+// needs; the zero value is not useful, use Load.
+type Config struct {
+	Listen      string   `mapstructure:"listen"`
+	AdminListen string   `mapstructure:"admin_listen"`
+	DatabaseURL string   `mapstructure:"database_url"`
+	DataDir     string   `mapstructure:"data_dir"`
+	Keys        []string `mapstructure:"keys"`
+
+	LogFormat string `mapstructure:"log_format"`
+	LogLevel  string `mapstructure:"log_level"`
+
+	DBMaxConns   int           `mapstructure:"db_max_conns"`
+	SpendTimeout time.Duration `mapstructure:"spend_timeout"`
+	SpendBatch   int           `mapstructure:"spend_batch"`
+
+	MaxBodyBytes     int64 `mapstructure:"max_body_bytes"`
+	MaxBatchRequests int   `mapstructure:"max_batch_requests"`
+	MaxTokenBytes    int   `mapstructure:"max_token_bytes"`
+	MaxBindings      int   `mapstructure:"max_bindings"`
+	MaxBindingsBytes int   `mapstructure:"max_bindings_bytes"`
+	MaxHeaderBytes   int   `mapstructure:"max_header_bytes"`
+
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// Setting describes one setting: its config-file key, default and meaning.
+type Setting struct {
+	Key     string
+	Default any
+	Usage   string
+}
+
+// Flag is the command-line spelling of the setting.
+func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
+
+// Env is the environment-variable spelling of the setting.
+func (s Setting) Env() string { return EnvPrefix + strings.ToUpper(s.Key) }
+
+// Settings lists every setting, in the order the docs show them.
+var Settings = []Setting{
+	{"listen", "127.0.0.1:8080", "address of the JSON-RPC listener (POST /api/redeem, /healthz, /readyz)"},
+	{"admin_listen", "", "address of the admin listener (/metrics, /debug/pprof); empty disables it"},
+	{"database_url", "", "Postgres DSN for spent tokens; empty uses the embedded store in data_dir"},
+	{"data_dir", "./data", "directory of the embedded spent-token store (used when database_url is empty)"},
+	{"keys", []string{}, "PEM files holding the redemption keys (comma-separated)"},
+	{"log_format", "text", "log format: text or json"},
+	{"log_level", "info", "log level: debug, info, warn or error"},
+	{"db_max_conns", 16, "most Postgres connections in the pool"},
+	{"spend_timeout", 5 * time.Second, "deadline of one spend, independent of the client's connection"},
+	{"spend_batch", 256, "most spends written in one database round trip"},
+	{"max_body_bytes", int64(1 << 20), "largest request body accepted"},
+	{"max_batch_requests", 100, "most requests in one JSON-RPC batch"},
+	{"max_token_bytes", 256, "longest token accepted"},
+	{"max_bindings", 32, "most bindings in one redemption"},
+	{"max_bindings_bytes", 16384, "largest total size of the bindings of one redemption"},
+	{"max_header_bytes", 16384, "largest request header block accepted"},
+	{"read_header_timeout", 5 * time.Second, "time allowed to read request headers"},
+	{"read_timeout", 10 * time.Second, "time allowed to read a whole request"},
+	{"write_timeout", 15 * time.Second, "time allowed to write a response"},
+	{"idle_timeout", 60 * time.Second, "how long an idle keep-alive connection is kept"},
+	{"shutdown_timeout", 20 * time.Second, "how long in-flight requests may take to finish on shutdown"},
+}
+
+func lookup(key string) (Setting, bool) {
+	for _, s := range Settings {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// Loader binds flags, environment and config file for one command.
+type Loader struct {
+	v     *viper.Viper
+	flags *pflag.FlagSet
+}
+
+// Bind registers on flags a flag for each of the named settings and a
+// --config flag, and binds every setting (named or not) to its environment
+// variable and config-file key. It panics on an unknown name: that is a
+// programming error, not an input error.
+func Bind(flags *pflag.FlagSet, keys ...string) *Loader {
+	v := viper.New()
+	for _, s := range Settings {
+		v.SetDefault(s.Key, s.Default)
+		if err := v.BindEnv(s.Key, s.Env()); err != nil {
+			panic(err)
+		}
+	}
+	for _, key := range keys {
+		s, ok := lookup(key)
+		if !ok {
+			panic("config: unknown setting " + key)
+		}
+		usage := fmt.Sprintf("%s (env %s)", s.Usage, s.Env())
+		switch d := s.Default.(type) {
+		case string:
+			flags.String(s.Flag(), d, usage)
+		case []string:
+			flags.StringSlice(s.Flag(), d, usage)
+		case int:
+			flags.Int(s.Flag(), d, usage)
+		case int64:
+			flags.Int64(s.Flag(), d, usage)
+		case time.Duration:
+			flags.Duration(s.Flag(), d, usage)
+		default:
+			panic(fmt.Sprintf("config: setting %s has unsupported type %T", key, d))
+		}
+		if err := v.BindPFlag(s.Key, flags.Lookup(s.Flag())); err != nil {
+			panic(err)
+		}
+	}
+	flags.String("config", "", "config file (YAML, TOML or JSON; env "+EnvPrefix+"CONFIG)")
+	return &Loader{v: v, flags: flags}
+}
+
+// Load reads the config file if one is named, then decodes every setting.
+// Unknown config-file keys and values of the wrong type are errors.
+func (l *Loader) Load() (*Config, error) {
+	path, _ := l.flags.GetString("config")
+	if path == "" {
+		path = os.Getenv(EnvPrefix + "CONFIG")
+	}
+	if path != "" {
+		l.v.SetConfigFile(path)
+		if err := l.v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	var c Config
+	if err := l.v.UnmarshalExact(&c); err != nil {
+		if path != "" {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.Keys = splitList(c.Keys)
+	return &c, nil
+}
+
+// splitList flattens comma-separated entries and drops empty ones, so that
+// "--keys a.pem,b.pem", PPREDEEM_KEYS="a.pem, b.pem" and a YAML list agree.
+func splitList(in []string) []string {
+	var out []string
+	for _, item := range in {
+		for _, part := range strings.Split(item, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// ValidateServe checks everything `ppredeem serve` needs, so that a bad
+// setting stops the server before it listens.
+func (c *Config) ValidateServe() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := checkAddr(c.Listen); err != nil {
+		add("listen: %v", err)
+	}
+	if c.AdminListen != "" {
+		if err := checkAddr(c.AdminListen); err != nil {
+			add("admin_listen: %v", err)
+		} else if c.AdminListen == c.Listen {
+			add("admin_listen must differ from listen")
+		}
+	}
+	if len(c.Keys) == 0 {
+		add("keys: at least one key file is required (--keys, %sKEYS)", EnvPrefix)
+	}
+	if c.DatabaseURL == "" && strings.TrimSpace(c.DataDir) == "" {
+		add("data_dir: required when database_url is empty")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add("log_format: %q is not text or json", c.LogFormat)
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		add("log_level: %v", err)
+	}
+	positive := map[string]int64{
+		"db_max_conns":       int64(c.DBMaxConns),
+		"spend_batch":        int64(c.SpendBatch),
+		"max_body_bytes":     c.MaxBodyBytes,
+		"max_batch_requests": int64(c.MaxBatchRequests),
+		"max_token_bytes":    int64(c.MaxTokenBytes),
+		"max_bindings":       int64(c.MaxBindings),
+		"max_bindings_bytes": int64(c.MaxBindingsBytes),
+		"max_header_bytes":   int64(c.MaxHeaderBytes),
+	}
+	for _, s := range Settings { // stable order for messages
+		if n, ok := positive[s.Key]; ok && n <= 0 {
+			add("%s: must be positive, got %d", s.Key, n)
+		}
+	}
+	durations := map[string]time.Duration{
+		"spend_timeout":       c.SpendTimeout,
+		"read_header_timeout": c.ReadHeaderTimeout,
+		"read_timeout":        c.ReadTimeout,
+		"write_timeout":       c.WriteTimeout,
+		"idle_timeout":        c.IdleTimeout,
+		"shutdown_timeout":    c.ShutdownTimeout,
+	}
+	for _, s := range Settings {
+		if d, ok := durations[s.Key]; ok && d <= 0 {
+			add("%s: must be a positive duration, got %s", s.Key, d)
+		}
+	}
+	if c.DBMaxConns > 1000 {
+		add("db_max_conns: %d is more than 1000", c.DBMaxConns)
+	}
+	if c.MaxBatchRequests > 10000 {
+		add("max_batch_requests: %d is more than 10000", c.MaxBatchRequests)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateDatabase checks that a database URL is set, for commands that
+// only make sense against Postgres.
+func (c *Config) ValidateDatabase() error {
+	if strings.TrimSpace(c.DatabaseURL) == "" {
+		return fmt.Errorf("database_url: required (--database-url, %sDATABASE_URL)", EnvPrefix)
+	}
+	return nil
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("address is empty")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}

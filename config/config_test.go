@@ -1,0 +1,174 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func allKeys() []string {
+	keys := make([]string, len(Settings))
+	for i, s := range Settings {
+		keys[i] = s.Key
+	}
+	return keys
+}
+
+func load(t *testing.T, args []string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	l := Bind(fs, allKeys()...)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return l.Load()
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DataDir != "./data" || c.SpendTimeout != 5*time.Second || c.MaxBodyBytes != 1<<20 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if err := c.ValidateServe(); err == nil || !strings.Contains(err.Error(), "keys") {
+		t.Fatalf("defaults without keys must fail validation naming keys, got %v", err)
+	}
+}
+
+func TestPrecedenceFlagEnvFile(t *testing.T) {
+	file := writeFile(t, "c.yaml", "listen: 127.0.0.1:1001\ndatabase_url: postgres://file\nkeys: [f1.pem, f2.pem]\nspend_timeout: 7s\n")
+	t.Setenv("PPREDEEM_CONFIG", file)
+
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1001" || c.DatabaseURL != "postgres://file" || c.SpendTimeout != 7*time.Second {
+		t.Fatalf("file values not applied: %+v", c)
+	}
+	if strings.Join(c.Keys, "|") != "f1.pem|f2.pem" {
+		t.Fatalf("keys from file = %q", c.Keys)
+	}
+
+	t.Setenv("PPREDEEM_LISTEN", "127.0.0.1:1002")
+	t.Setenv("PPREDEEM_KEYS", "e1.pem, e2.pem")
+	c, err = load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1002" || strings.Join(c.Keys, "|") != "e1.pem|e2.pem" {
+		t.Fatalf("env must beat file: %+v", c)
+	}
+
+	c, err = load(t, []string{"--listen", "127.0.0.1:1003", "--keys", "a.pem,b.pem", "--keys", "c.pem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1003" || strings.Join(c.Keys, "|") != "a.pem|b.pem|c.pem" {
+		t.Fatalf("flag must beat env: %+v", c)
+	}
+	if c.DatabaseURL != "postgres://file" {
+		t.Fatalf("unset flag must not hide the file value: %q", c.DatabaseURL)
+	}
+}
+
+func TestEveryEnvVariableIsRead(t *testing.T) {
+	for _, s := range Settings {
+		if s.Env() != "PPREDEEM_"+strings.ToUpper(s.Key) || s.Flag() != strings.ReplaceAll(s.Key, "_", "-") {
+			t.Fatalf("setting %s spelled inconsistently", s.Key)
+		}
+	}
+	t.Setenv("PPREDEEM_DATABASE_URL", "postgres://env")
+	t.Setenv("PPREDEEM_MAX_BINDINGS", "7")
+	t.Setenv("PPREDEEM_IDLE_TIMEOUT", "3s")
+	t.Setenv("PPREDEEM_ADMIN_LISTEN", "127.0.0.1:9090")
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://env" || c.MaxBindings != 7 || c.IdleTimeout != 3*time.Second || c.AdminListen != "127.0.0.1:9090" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+}
+
+func TestUnknownFileKeyIsAnError(t *testing.T) {
+	file := writeFile(t, "c.yaml", "listen: 127.0.0.1:1001\ndatabse_url: postgres://typo\n")
+	_, err := load(t, []string{"--config", file})
+	if err == nil || !strings.Contains(err.Error(), "databse_url") {
+		t.Fatalf("want an error naming the unknown key, got %v", err)
+	}
+}
+
+func TestWrongTypeInFileIsAnError(t *testing.T) {
+	file := writeFile(t, "c.yaml", "max_bindings: lots\n")
+	if _, err := load(t, []string{"--config", file}); err == nil {
+		t.Fatal("want an error for a non-integer max_bindings")
+	}
+}
+
+func TestMissingConfigFileIsAnError(t *testing.T) {
+	if _, err := load(t, []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")}); err == nil {
+		t.Fatal("want an error for a missing config file")
+	}
+}
+
+func TestValidateServe(t *testing.T) {
+	good := func() *Config {
+		c, err := load(t, []string{"--keys", "k.pem"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := good().ValidateServe(); err != nil {
+		t.Fatalf("good config rejected: %v", err)
+	}
+	cases := map[string]func(c *Config){
+		"listen":             func(c *Config) { c.Listen = "nope" },
+		"admin_listen must":  func(c *Config) { c.AdminListen = c.Listen },
+		"log_format":         func(c *Config) { c.LogFormat = "xml" },
+		"log_level":          func(c *Config) { c.LogLevel = "loud" },
+		"spend_timeout":      func(c *Config) { c.SpendTimeout = 0 },
+		"max_body_bytes":     func(c *Config) { c.MaxBodyBytes = -1 },
+		"data_dir":           func(c *Config) { c.DataDir = " " },
+		"db_max_conns":       func(c *Config) { c.DBMaxConns = 0 },
+		"max_batch_requests": func(c *Config) { c.MaxBatchRequests = 0 },
+	}
+	for want, mutate := range cases {
+		c := good()
+		mutate(c)
+		err := c.ValidateServe()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
+
+func TestValidateDatabase(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateDatabase(); err == nil {
+		t.Fatal("empty database_url must be rejected")
+	}
+	c.DatabaseURL = "postgres://x"
+	if err := c.ValidateDatabase(); err != nil {
+		t.Fatal(err)
+	}
+}
