@@ -1,0 +1,41 @@
+// Command ppredeem is a Privacy Pass redemption server.
+//
+//	ppredeem serve   --listen 127.0.0.1:8080 --keys a.pem[,b.pem] [--database-url DSN]
+//	ppredeem migrate up|down|status --database-url DSN
+//	ppredeem keys generate|list|retire
+//	ppredeem bench   --url http://127.0.0.1:8080/api/redeem --keys key.pem
+//
+// main only wires packages together: config decodes settings, verify checks
+// tags, spend records spent tokens, rpc speaks JSON-RPC.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "ppredeem:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ppredeem",
+		Short:         "Privacy Pass redemption server: verifies tokens and spends each exactly once",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
+	return root
+}

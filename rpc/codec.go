@@ -1,0 +1,163 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	gorpc "github.com/gorilla/rpc/v2"
+	"github.com/gorilla/rpc/v2/json2"
+)
+
+// codec wraps gorilla's json2 codec for three things json2 cannot do
+// (gorilla/rpc v2 json2/server.go):
+//
+//   - plain method names: json2 dispatches "Service.Method", the protocol
+//     calls its method "redeem";
+//   - strict envelopes: json2 runs notifications (no id) and answers them
+//     with an empty 200, and accepts any id type; here a request without a
+//     string or number id is -32600 and reaches no method;
+//   - the error table: json2 answers every error with the status gorilla
+//     picked and puts Go error text (and the raw request) in the body; here
+//     every answer goes through wireError.
+//
+// Params decoding is json2's: ReadRequest delegates to it.
+type codec struct {
+	inner *json2.Codec
+}
+
+func newCodec() *codec { return &codec{inner: json2.NewCodec()} }
+
+// envelope is the JSON-RPC 2.0 request object. RawMessage fields tell a
+// missing member (nil) from an explicit null ("null").
+type envelope struct {
+	Version json.RawMessage `json:"jsonrpc"`
+	Method  json.RawMessage `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// Gorilla service names for the protocol's plain method names.
+const (
+	gorillaRedeem   = "Redeem.Redeem"
+	gorillaDiscover = "Discover.Discover"
+)
+
+var nullID = []byte("null")
+
+// codecRequest is one request as the wrapper sees it.
+type codecRequest struct {
+	inner  gorpc.CodecRequest
+	id     []byte // echoed verbatim: a JSON string or number, or null
+	method string
+	err    error
+}
+
+// NewRequest reads the whole body (the handler has bounded it already),
+// checks the envelope, and hands the same bytes to json2.
+func (c *codec) NewRequest(r *http.Request) gorpc.CodecRequest {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return &codecRequest{id: nullID, err: &invalidRequestError{reason: "could not read the request body"}}
+	}
+	return c.newRequest(r, body)
+}
+
+func (c *codec) newRequest(r *http.Request, body []byte) *codecRequest {
+	req := &codecRequest{id: nullID}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			req.err = &invalidRequestError{reason: "the request must be a JSON object"}
+		} else {
+			req.err = errParse
+		}
+		return req
+	}
+	if validID(env.ID) {
+		req.id = env.ID
+	}
+	switch {
+	case string(env.Version) != `"2.0"`:
+		req.err = &invalidRequestError{reason: `jsonrpc must be "2.0"`}
+	case env.ID == nil:
+		req.err = &invalidRequestError{reason: "notifications are not supported: the request needs an id"}
+	case !validID(env.ID):
+		req.err = &invalidRequestError{reason: "id must be a string or a number"}
+	case len(env.Method) == 0 || env.Method[0] != '"':
+		req.err = &invalidRequestError{reason: "method must be a string"}
+	default:
+		if err := json.Unmarshal(env.Method, &req.method); err != nil {
+			req.err = &invalidRequestError{reason: "method must be a string"}
+		}
+	}
+	if req.err != nil {
+		return req
+	}
+	inner := r.Clone(r.Context())
+	inner.Body = io.NopCloser(bytes.NewReader(body))
+	req.inner = c.inner.NewRequest(inner)
+	return req
+}
+
+// validID reports whether raw is a JSON string or number (JSON-RPC 2.0
+// allows null too, but a null id is how notifications hide; we refuse it).
+func validID(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		return true
+	case c == '-' || (c >= '0' && c <= '9'):
+		return true
+	}
+	return false
+}
+
+// Method maps the protocol's method names onto gorilla's services.
+func (c *codecRequest) Method() (string, error) {
+	if c.err != nil {
+		return "", c.err
+	}
+	switch c.method {
+	case "redeem":
+		return gorillaRedeem, nil
+	case "rpc.discover":
+		return gorillaDiscover, nil
+	case "issue":
+		return "", errIssue
+	default:
+		return "", errMethodNotFound
+	}
+}
+
+// ReadRequest lets json2 decode params into args. Its errors carry Go error
+// text and request data, so they are replaced by a fixed -32602.
+func (c *codecRequest) ReadRequest(args any) error {
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.inner.ReadRequest(args); err != nil {
+		return errBadParamsStructure
+	}
+	return nil
+}
+
+// WriteResponse writes a success: HTTP 200 and the JSON-RPC result.
+func (c *codecRequest) WriteResponse(w http.ResponseWriter, reply any) {
+	result, err := json.Marshal(reply)
+	if err != nil {
+		c.WriteError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeResult(w, c.id, result)
+}
+
+// WriteError ignores the status gorilla chose: wireError decides.
+func (c *codecRequest) WriteError(w http.ResponseWriter, _ int, err error) {
+	writeError(w, c.id, err)
+}

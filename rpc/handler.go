@@ -1,0 +1,285 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gorpc "github.com/gorilla/rpc/v2"
+
+	"github.com/ppredeem/ppredeem/verify"
+)
+
+// RedeemPath is where redemptions are POSTed.
+const RedeemPath = "/api/redeem"
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxBatch     = 100
+	readyTimeout        = 2 * time.Second
+)
+
+// Options configures a Handler. Keys and Spender are required.
+type Options struct {
+	// Keys returns the key set in force; it is called once per redemption,
+	// so a reload (SIGHUP) takes effect for the next request.
+	Keys func() *verify.KeySet
+	// Spender records spends.
+	Spender Spender
+	// Ready reports whether the spent-token store is reachable (GET /readyz).
+	Ready func(context.Context) error
+	// Limits bounds the params of one redemption.
+	Limits verify.Limits
+	// MaxBodyBytes bounds a request body (default 1 MiB).
+	MaxBodyBytes int64
+	// MaxBatch bounds the requests in one JSON-RPC batch (default 100).
+	MaxBatch int
+	// Logger receives one line per failed redemption (default: discard).
+	Logger *slog.Logger
+	// Observer receives every redemption's outcome (optional).
+	Observer Observer
+}
+
+// Observer is told the outcome of every redemption that reached the redeem
+// method. keyID is empty when no key verified the tag.
+type Observer interface {
+	ObserveRedemption(outcome Outcome, keyID string, elapsed time.Duration)
+}
+
+// Handler serves the main listener: POST /api/redeem, GET /healthz and
+// GET /readyz.
+type Handler struct {
+	keys     func() *verify.KeySet
+	spender  Spender
+	ready    func(context.Context) error
+	limits   verify.Limits
+	maxBody  int64
+	maxBatch int
+	log      *slog.Logger
+	observer Observer
+	server   *gorpc.Server
+	draining atomic.Bool
+	bufs     sync.Pool
+}
+
+// NewHandler checks o and builds the handler.
+func NewHandler(o Options) (*Handler, error) {
+	if o.Keys == nil || o.Spender == nil {
+		return nil, errors.New("rpc: Options.Keys and Options.Spender are required")
+	}
+	h := &Handler{
+		keys:     o.Keys,
+		spender:  o.Spender,
+		ready:    o.Ready,
+		limits:   o.Limits,
+		maxBody:  o.MaxBodyBytes,
+		maxBatch: o.MaxBatch,
+		log:      o.Logger,
+		observer: o.Observer,
+		server:   gorpc.NewServer(),
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.maxBatch <= 0 {
+		h.maxBatch = DefaultMaxBatch
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.server.RegisterCodec(newCodec(), "application/json")
+	if err := h.server.RegisterService(&redeemService{h: h}, "Redeem"); err != nil {
+		return nil, fmt.Errorf("rpc: register redeem: %w", err)
+	}
+	if err := h.server.RegisterService(&discoverService{}, "Discover"); err != nil {
+		return nil, fmt.Errorf("rpc: register rpc.discover: %w", err)
+	}
+	return h, nil
+}
+
+// StartDraining makes /readyz fail so load balancers stop sending new
+// requests; call it when shutdown begins.
+func (h *Handler) StartDraining() { h.draining.Store(true) }
+
+// ServeHTTP routes the main listener.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = withRequestID(w, r)
+	switch r.URL.Path {
+	case "/healthz":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+			return
+		}
+	case "/readyz":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.serveReady(w, r)
+			return
+		}
+	case RedeemPath:
+		if r.Method == http.MethodPost {
+			h.serveRPC(w, r)
+			return
+		}
+	default:
+		if r.Method == http.MethodPost {
+			writeError(w, nullID, &invalidRequestError{reason: "no such endpoint: POST to " + RedeemPath, status: http.StatusNotFound})
+			return
+		}
+	}
+	writeError(w, nullID, &httpMethodError{method: r.Method})
+}
+
+func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
+	status := func(code int, s string) {
+		writeJSON(w, code, []byte(`{"status":"`+s+`"}`+"\n"))
+	}
+	switch {
+	case h.draining.Load():
+		status(http.StatusServiceUnavailable, "shutting down")
+		return
+	case h.keys() == nil:
+		status(http.StatusServiceUnavailable, "no keys loaded")
+		return
+	}
+	if h.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := h.ready(ctx); err != nil {
+			loggerFrom(r.Context(), h.log).Warn("readiness check failed", "err", err)
+			status(http.StatusServiceUnavailable, "spent-token store unreachable")
+			return
+		}
+	}
+	status(http.StatusOK, "ready")
+}
+
+func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			h.bufs.Put(buf)
+		}
+	}()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, nullID, &invalidRequestError{
+				reason: fmt.Sprintf("the request body is larger than the limit of %d bytes", h.maxBody),
+				status: http.StatusRequestEntityTooLarge,
+			})
+			return
+		}
+		writeError(w, nullID, &invalidRequestError{reason: "could not read the request body"})
+		return
+	}
+	body := buf.Bytes()
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		h.serveBatch(w, r, trimmed)
+		return
+	}
+	h.serveOne(w, r, body)
+}
+
+// serveOne runs one JSON-RPC request through gorilla.
+func (h *Handler) serveOne(w http.ResponseWriter, r *http.Request, body []byte) {
+	one := new(http.Request)
+	*one = *r
+	one.Body = io.NopCloser(bytes.NewReader(body))
+	one.Header = contentTypeJSON // the codec decides, whatever the client sent
+	h.server.ServeHTTP(w, one)
+}
+
+var contentTypeJSON = http.Header{"Content-Type": {"application/json"}}
+
+// serveBatch answers a JSON-RPC batch: each element goes through serveOne
+// on its own, so redemptions in one batch are independent; their spends
+// still share database round trips through the store's batching.
+func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, body []byte) {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(body, &elems); err != nil {
+		writeError(w, nullID, errParse)
+		return
+	}
+	switch {
+	case len(elems) == 0:
+		writeError(w, nullID, &invalidRequestError{reason: "empty batch"})
+		return
+	case len(elems) > h.maxBatch:
+		writeError(w, nullID, &invalidRequestError{reason: fmt.Sprintf("a batch holds at most %d requests", h.maxBatch)})
+		return
+	}
+	answers := make([][]byte, len(elems))
+	sem := make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, elem := range elems {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rec := &bufferedResponse{header: make(http.Header)}
+			h.serveOne(rec, r, elem)
+			if !isNotification(elem) {
+				answers[i] = bytes.TrimRight(rec.body.Bytes(), "\n")
+			}
+		}()
+	}
+	wg.Wait()
+	out := make([]byte, 0, 128*len(elems))
+	out = append(out, '[')
+	for _, a := range answers {
+		if a == nil {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, a...)
+	}
+	if len(out) == 1 {
+		// Only notifications: they were refused and spent nothing; say so
+		// once rather than answer with nothing.
+		writeError(w, nullID, &invalidRequestError{reason: "notifications are not supported: every request needs an id"})
+		return
+	}
+	out = append(out, "]\n"...)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// isNotification reports whether a batch element is an object without an
+// id member. Such elements get no answer in a batch (JSON-RPC 2.0 §6) and,
+// as everywhere, never reach the redeem method.
+func isNotification(elem json.RawMessage) bool {
+	var probe struct {
+		ID json.RawMessage `json:"id"`
+	}
+	t := bytes.TrimLeft(elem, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' || json.Unmarshal(elem, &probe) != nil {
+		return false
+	}
+	return probe.ID == nil
+}
+
+// bufferedResponse collects one batch element's answer.
+type bufferedResponse struct {
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) WriteHeader(int)             {}
