@@ -1,0 +1,397 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// progressInterval is how often progress lines are written.
+var progressInterval = time.Second
+
+// maxResponse bounds how much of an answer is kept for parsing; the rest is
+// discarded.
+const maxResponse = 64 << 10
+
+// Run mints the tokens, then sends the redemptions described by cfg and
+// reports what happened. Errors are returned for a bad Config and for a
+// failure (or cancellation) while minting; once the measurement has started,
+// Run always returns a report, also when ctx is cancelled.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(c.URL) // validated by withDefaults
+	p := newPlan(c)
+	tok, err := mint(ctx, c.Keys, c.Method, p.valid, p.bad, c.Progress)
+	if err != nil {
+		return nil, err
+	}
+
+	tr := &http.Transport{
+		Proxy: nil, // measure the server, not a proxy
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:        2 * c.Concurrency,
+		MaxIdleConnsPerHost: c.Concurrency,
+		MaxConnsPerHost:     0,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	defer tr.CloseIdleConnections()
+
+	r := &runner{
+		cfg:    c,
+		url:    u,
+		client: &http.Client{Transport: tr, Timeout: c.Timeout},
+		disp:   newDispenser(c.Count, c.DoubleSpend, c.BadTag, tok),
+		pool:   p,
+	}
+	return r.run(ctx), nil
+}
+
+// runner is one measurement.
+type runner struct {
+	cfg    Config
+	url    *url.URL
+	client *http.Client
+	disp   *dispenser
+	pool   plan
+
+	stop      atomic.Bool  // no new requests
+	inflight  atomic.Int64 // open loop: requests handed to workers and not finished
+	done      atomic.Int64 // requests finished (answered or transport failure)
+	errs      atomic.Int64 // transport failures and unexpected answers
+	late      atomic.Int64 // open loop: requests dropped
+	cancelled atomic.Int64 // requests aborted by ctx
+}
+
+func (r *runner) run(ctx context.Context) *Report {
+	c := r.cfg
+	workers := make([]*worker, c.Concurrency)
+	perWorker := r.pool.pool/c.Concurrency + 16
+	for i := range workers {
+		workers[i] = r.newWorker(ctx, perWorker)
+	}
+
+	start := time.Now()
+	var deadline time.Time
+	if c.Duration > 0 {
+		deadline = start.Add(c.Duration)
+		t := time.AfterFunc(c.Duration, func() { r.stop.Store(true) })
+		defer t.Stop()
+	}
+	stopOnCancel := context.AfterFunc(ctx, func() { r.stop.Store(true) })
+	defer stopOnCancel()
+
+	stopProgress := r.startProgress(start)
+
+	var wg sync.WaitGroup
+	if c.Rate > 0 {
+		jobs := make(chan job, c.Concurrency)
+		for _, w := range workers {
+			wg.Go(func() {
+				for j := range jobs {
+					w.do(j, j.sched)
+					r.inflight.Add(-1)
+				}
+			})
+		}
+		r.schedule(ctx, start, deadline, jobs)
+		close(jobs)
+	} else {
+		for _, w := range workers {
+			wg.Go(func() {
+				for !r.stop.Load() {
+					j, ok := r.disp.take()
+					if !ok {
+						return
+					}
+					w.do(j, time.Now())
+				}
+			})
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+
+	var notes []string
+	if ctx.Err() != nil {
+		n := fmt.Sprintf("interrupted after %.2fs", elapsed.Seconds())
+		if k := r.cancelled.Load(); k > 0 {
+			n += fmt.Sprintf("; %d in-flight requests were aborted and are not counted", k)
+		}
+		notes = append(notes, n)
+	}
+	if why := r.disp.exhaustedReason(); why != "" {
+		notes = append(notes, "stopped early: "+why)
+	}
+	return newReport(c, workers, elapsed, r.late.Load(), notes)
+}
+
+// schedule is the open-loop arrival process: request i is due at
+// start + i/Rate. Every request that is due is handed to a worker at once; if
+// Concurrency requests are in flight it is dropped as late.
+func (r *runner) schedule(ctx context.Context, start, deadline time.Time, jobs chan<- job) {
+	interval := float64(time.Second) / r.cfg.Rate
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	limit := int64(r.cfg.Concurrency)
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(float64(i) * interval))
+		if !deadline.IsZero() && !due.Before(deadline) {
+			return
+		}
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if r.inflight.Load() >= limit {
+			if !r.disp.skip() {
+				return
+			}
+			r.late.Add(1)
+			continue
+		}
+		j, ok := r.disp.take()
+		if !ok {
+			return
+		}
+		j.sched = due
+		r.inflight.Add(1)
+		jobs <- j // never blocks: at most Concurrency jobs are queued or in flight
+	}
+}
+
+func (r *runner) startProgress(start time.Time) (stop func()) {
+	w := r.cfg.Progress
+	total := ""
+	if r.cfg.Count > 0 {
+		total = fmt.Sprintf("/%d", r.cfg.Count)
+	}
+	prevDone, prevTime := int64(0), start
+	return startTicker(w, func(now time.Time) {
+		d := r.done.Load()
+		cur := float64(d-prevDone) / now.Sub(prevTime).Seconds()
+		avg := float64(d) / now.Sub(start).Seconds()
+		prevDone, prevTime = d, now
+		line := fmt.Sprintf("bench: %6.1fs  done %d%s  rate %.0f/s (avg %.0f/s)  errors %d",
+			now.Sub(start).Seconds(), d, total, cur, avg, r.errs.Load())
+		if r.cfg.Rate > 0 {
+			line += fmt.Sprintf("  late %d", r.late.Load())
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// Outcome codes besides JSON-RPC error codes (which are negative).
+const (
+	codeSuccess   = 1
+	codeTransport = 2
+)
+
+var expectedCode = [numKinds]int{kindFresh: codeSuccess, kindBad: -32020, kindDouble: -32021}
+
+// worker sends requests one at a time and keeps its own statistics, merged
+// when the run is over.
+type worker struct {
+	r      *runner
+	ctx    context.Context
+	url    url.URL
+	header http.Header
+	buf    []byte
+
+	lat        []time.Duration
+	codes      map[int]int
+	expected   [numKinds]int
+	unexpected int
+	answered   int
+}
+
+func (r *runner) newWorker(ctx context.Context, capacity int) *worker {
+	return &worker{
+		r:      r,
+		ctx:    ctx,
+		url:    *r.url,
+		header: http.Header{"Content-Type": {"application/json"}},
+		buf:    make([]byte, 0, 1024),
+		lat:    make([]time.Duration, 0, capacity),
+		codes:  make(map[int]int),
+	}
+}
+
+// do sends j and records its outcome; latency runs from t0.
+func (w *worker) do(j job, t0 time.Time) {
+	code, ok := w.send(j.body)
+	lat := time.Since(t0)
+	if !ok { // aborted by ctx: not counted
+		w.r.cancelled.Add(1)
+		return
+	}
+	w.r.done.Add(1)
+	w.expected[j.kind]++
+	w.codes[code]++
+	if code == codeTransport {
+		w.r.errs.Add(1)
+		return
+	}
+	w.answered++
+	w.lat = append(w.lat, lat)
+	if code != expectedCode[j.kind] {
+		w.unexpected++
+		w.r.errs.Add(1)
+	}
+	if code == codeSuccess && j.valid >= 0 {
+		w.r.disp.redeemed(j.valid)
+	}
+}
+
+// send POSTs body and returns the outcome code; ok is false if the request
+// was aborted because the run's context was cancelled.
+func (w *worker) send(body []byte) (code int, ok bool) {
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           &w.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        w.header,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Host:          w.url.Host,
+		GetBody: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(body)), nil
+		},
+	}
+	resp, err := w.r.client.Do(req.WithContext(w.ctx))
+	if err != nil {
+		if w.ctx.Err() != nil {
+			return 0, false
+		}
+		return codeTransport, true
+	}
+	w.buf, err = readBody(w.buf, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		if w.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return 0, false
+		}
+		return codeTransport, true
+	}
+	code, ok = parseOutcome(w.buf)
+	if !ok {
+		return codeTransport, true
+	}
+	return code, true
+}
+
+// readBody reads r into buf[:0], keeping at most maxResponse bytes and
+// discarding the rest.
+func readBody(buf []byte, r io.Reader) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= maxResponse {
+				_, err := io.Copy(io.Discard, r)
+				return buf, err
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+var (
+	keyResult = []byte(`"result"`)
+	keyError  = []byte(`"error"`)
+	keyCode   = []byte(`"code"`)
+)
+
+// parseOutcome finds the outcome of a JSON-RPC answer without decoding it:
+// codeSuccess for "result":"success", the error's "code" otherwise. ok is
+// false if the body is neither.
+func parseOutcome(b []byte) (code int, ok bool) {
+	if v, found := valueOf(b, keyResult); found {
+		if bytes.HasPrefix(v, []byte(`"success"`)) {
+			return codeSuccess, true
+		}
+		return 0, false
+	}
+	i := bytes.Index(b, keyError)
+	if i < 0 {
+		return 0, false
+	}
+	v, found := valueOf(b[i+len(keyError):], keyCode)
+	if !found {
+		return 0, false
+	}
+	neg := false
+	if len(v) > 0 && v[0] == '-' {
+		neg, v = true, v[1:]
+	}
+	n, digits := 0, 0
+	for _, c := range v {
+		if c < '0' || c > '9' || digits > 9 {
+			break
+		}
+		n = n*10 + int(c-'0')
+		digits++
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	if n == codeSuccess || n == codeTransport { // cannot collide with our markers
+		return 0, false
+	}
+	return n, true
+}
+
+// valueOf returns what follows `key` and a colon (with optional whitespace).
+func valueOf(b, key []byte) ([]byte, bool) {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return nil, false
+	}
+	v := skipSpace(b[i+len(key):])
+	if len(v) == 0 || v[0] != ':' {
+		return nil, false
+	}
+	return skipSpace(v[1:]), true
+}
+
+func skipSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
