@@ -268,3 +268,26 @@ func readFile(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+// tryPost is post for requests that may legitimately fail in transport
+// (the server is being killed): ok is false when no JSON-RPC answer came.
+func tryPost(ctx context.Context, url, body string) (rpcResponse, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return rpcResponse{}, false
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return rpcResponse{}, false
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return rpcResponse{}, false
+	}
+	var r rpcResponse
+	if json.Unmarshal(raw, &r) != nil {
+		return rpcResponse{Result: new(string)}, true // counted as "malformed"
+	}
+	return r, true
+}
