@@ -205,7 +205,7 @@ func (c *Config) ValidateServe() error {
 	if c.AdminListen != "" {
 		if err := checkAddr(c.AdminListen); err != nil {
 			add("admin_listen: %v", err)
-		} else if c.AdminListen == c.Listen {
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			add("admin_listen must differ from listen")
 		}
 	}
