@@ -63,6 +63,7 @@ type writeFunc func(ctx context.Context, groups []*keyGroup)
 
 type batcher struct {
 	write   writeFunc
+	onBatch func(size int)
 	max     int
 	timeout time.Duration
 	queue   chan *spendRequest
@@ -74,9 +75,11 @@ type batcher struct {
 
 // newBatcher starts workers flush workers writing batches of at most max tokens. Each caller
 // waits at most timeout for its result.
-func newBatcher(workers, max int, timeout time.Duration, write writeFunc) *batcher {
+// onBatch, if not nil, is told the size of every batch written (for metrics).
+func newBatcher(workers, max int, timeout time.Duration, write writeFunc, onBatch func(size int)) *batcher {
 	b := &batcher{
 		write:   write,
+		onBatch: onBatch,
 		max:     max,
 		timeout: timeout,
 		queue:   make(chan *spendRequest, workers*max),
@@ -157,6 +160,9 @@ func (b *batcher) run() {
 			default:
 				break drain
 			}
+		}
+		if b.onBatch != nil {
+			b.onBatch(len(batch))
 		}
 		b.flush(batch)
 		clear(batch) // drop references to finished requests

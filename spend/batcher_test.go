@@ -56,7 +56,7 @@ func (w *memWriter) write(_ context.Context, groups []*keyGroup) {
 func TestBatcherOneBatch(t *testing.T) {
 	errBroken := errors.New("broken key")
 	w := &memWriter{spent: map[string]bool{}, fail: map[string]error{"bad": errBroken}, gate: make(chan struct{})}
-	b := newBatcher(1, 100, 5*time.Second, w.write)
+	b := newBatcher(1, 100, 5*time.Second, w.write, nil)
 	defer b.close()
 
 	// The first request occupies the worker, which waits at the gate; the rest queue up.
@@ -114,7 +114,7 @@ func TestBatcherOneBatch(t *testing.T) {
 // TestBatcherSkipsExpired: requests whose caller gave up while queued are not written.
 func TestBatcherSkipsExpired(t *testing.T) {
 	w := &memWriter{spent: map[string]bool{}, gate: make(chan struct{})}
-	b := newBatcher(1, 100, 100*time.Millisecond, w.write)
+	b := newBatcher(1, 100, 100*time.Millisecond, w.write, nil)
 	defer b.close()
 	first := make(chan error, 1)
 	go func() { first <- b.spend("k", []byte("a")) }()
@@ -140,7 +140,7 @@ func TestBatcherSkipsExpired(t *testing.T) {
 // TestBatcherClose: queued requests are written on close; later ones are refused.
 func TestBatcherClose(t *testing.T) {
 	w := &memWriter{spent: map[string]bool{}}
-	b := newBatcher(2, 4, 5*time.Second, w.write)
+	b := newBatcher(2, 4, 5*time.Second, w.write, nil)
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)

@@ -24,6 +24,8 @@ type PostgresConfig struct {
 	SpendTimeout   time.Duration // 0 → 5s: each spend's own deadline, independent of the caller
 	BatchMax       int           // 0 → 256: most tokens in one INSERT
 	AcquireTimeout time.Duration // 0 → 2s: connecting / acquiring a connection fails after this
+	// OnBatch, if set, is told the number of spends in each batch a flush worker takes (metrics).
+	OnBatch func(size int)
 }
 
 const (
@@ -129,7 +131,7 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if pgFlushWorkers > 0 {
 		workers = pgFlushWorkers
 	}
-	p.batch = newBatcher(workers, batchMax, spendTimeout, p.write)
+	p.batch = newBatcher(workers, batchMax, spendTimeout, p.write, cfg.OnBatch)
 	return p, nil
 }
 

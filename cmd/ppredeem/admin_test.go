@@ -33,7 +33,7 @@ func TestAdminListener(t *testing.T) {
 		`ppredeem_redemptions_total{key_id="",outcome="bad_tag"} 1`,
 		`ppredeem_redemption_duration_seconds_bucket{outcome="success",le="0.0001"}`,
 		`ppredeem_http_request_duration_seconds_bucket{code="403",le="1"}`,
-		`ppredeem_spend_batch_size_count`,
+		`ppredeem_spend_batch_size_count 2`, // two spends; the bad tag spends nothing
 		`ppredeem_db_pool_max_conns 16`,
 		`go_goroutines`,
 	} {

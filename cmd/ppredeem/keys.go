@@ -128,7 +128,7 @@ func openExistingStore(ctx context.Context, cfg *config.Config) (spend.Store, er
 			return nil, fmt.Errorf("no embedded store at %s", filepath.Join(cfg.DataDir, boltFile))
 		}
 	}
-	return openStore(ctx, cfg)
+	return openStore(ctx, cfg, nil)
 }
 
 func newKeysRetireCommand() *cobra.Command {

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/ppredeem/ppredeem/config"
@@ -89,22 +88,21 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg)
+	m := metrics.New()
+	store, err := openStore(ctx, cfg, m.ObserveBatch)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if pg, ok := store.(*spend.Postgres); ok {
+		m.MustRegister(metrics.NewPoolCollector(pg.Stats))
+	}
 	if err := store.PrepareKeys(ctx, keyIDs(keys)); err != nil {
 		return fmt.Errorf("preparing spent-token storage for the configured keys: %w", err)
 	}
 	var current atomic.Pointer[verify.KeySet]
 	current.Store(keys)
 
-	var extra []prometheus.Collector
-	if pg, ok := store.(*spend.Postgres); ok {
-		extra = append(extra, metrics.NewPoolCollector(pg.Stats))
-	}
-	m := metrics.New(extra...)
 	handler, err := rpc.NewHandler(rpc.Options{
 		Keys:         current.Load,
 		Spender:      store,
@@ -199,13 +197,16 @@ func reloadKeys(ctx context.Context, paths []string, store spend.Store, current 
 	log.Info("keys reloaded", "keys", keyIDs(keys))
 }
 
-func openStore(ctx context.Context, cfg *config.Config) (spend.Store, error) {
+// openStore opens the configured store; onBatch (may be nil) is told the
+// size of every spend batch.
+func openStore(ctx context.Context, cfg *config.Config, onBatch func(int)) (spend.Store, error) {
 	if cfg.DatabaseURL != "" {
 		pg, err := spend.OpenPostgres(ctx, spend.PostgresConfig{
 			DSN:          cfg.DatabaseURL,
 			MaxConns:     int32(cfg.DBMaxConns),
 			SpendTimeout: cfg.SpendTimeout,
 			BatchMax:     cfg.SpendBatch,
+			OnBatch:      onBatch,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
@@ -219,7 +220,7 @@ func openStore(ctx context.Context, cfg *config.Config) (spend.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	b, err := spend.OpenBolt(spend.BoltConfig{Path: filepath.Join(cfg.DataDir, boltFile), BatchMax: cfg.SpendBatch})
+	b, err := spend.OpenBolt(spend.BoltConfig{Path: filepath.Join(cfg.DataDir, boltFile), BatchMax: cfg.SpendBatch, OnBatch: onBatch})
 	if err != nil {
 		return nil, fmt.Errorf("embedded store: %w", err)
 	}

@@ -34,9 +34,9 @@ type Metrics struct {
 	batchSize   prometheus.Histogram
 }
 
-// New registers ppredeem's collectors, the Go runtime and process
-// collectors, and any extra collectors (for example the database pool's).
-func New(extra ...prometheus.Collector) *Metrics {
+// New registers ppredeem's collectors and the Go runtime and process
+// collectors.
+func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		redemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -61,12 +61,14 @@ func New(extra ...prometheus.Collector) *Metrics {
 	}
 	m.reg.MustRegister(m.redemptions, m.redeemTime, m.httpTime, m.batchSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.reg.MustRegister(extra...)
 	for _, o := range rpc.Outcomes {
 		m.redeemTime.WithLabelValues(string(o))
 	}
 	return m
 }
+
+// MustRegister adds collectors (for example the database pool's).
+func (m *Metrics) MustRegister(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 
 // ObserveRedemption implements rpc.Observer.
 func (m *Metrics) ObserveRedemption(outcome rpc.Outcome, keyID string, elapsed time.Duration) {
