@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -104,4 +105,38 @@ func checkOne(t *testing.T, status int, raw []byte, body string) {
 		}
 	}
 	t.Fatalf("code %d with HTTP %d", r.Error.Code, status)
+}
+
+// BenchmarkCodec compares the two ways params reach the redeem method: json2
+// decoding the envelope again (ReadRequest through json2) and the raw params
+// the envelope decode already split out (what the codec does for redeem).
+func BenchmarkCodec(b *testing.B) {
+	h, key := newTestHandler(b)
+	body := []byte(reqJSON(1, "redeem", mintToken(b, key).params()))
+	c := newCodec()
+	req := httptest.NewRequest("POST", RedeemPath, nil)
+	b.Run("raw-params", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			cr := c.newRequest(req, body)
+			var args RedeemArgs
+			if err := cr.ReadRequest(&args); err != nil || len(args.raw) == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json2", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			cr := c.newRequest(req, body)
+			inner := new(http.Request)
+			*inner = *req
+			inner.Body = bodyBytes{bytes.NewReader(body), body}
+			var args RedeemArgs
+			if err := c.inner.NewRequest(inner).ReadRequest(&args); err != nil || cr.err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	_ = h
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -199,7 +198,7 @@ func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveOne(w http.ResponseWriter, r *http.Request, body []byte) {
 	one := new(http.Request)
 	*one = *r
-	one.Body = io.NopCloser(bytes.NewReader(body))
+	one.Body = bodyBytes{bytes.NewReader(body), body}
 	one.Header = contentTypeJSON // the codec decides, whatever the client sent
 	h.server.ServeHTTP(w, one)
 }
