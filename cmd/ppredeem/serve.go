@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,6 +57,11 @@ the process exits.`,
 		logger, err := newLogger(cfg, os.Stderr)
 		if err != nil {
 			return err
+		}
+		if os.Getenv("GOGC") == "" {
+			// The live heap is a few MB; collecting at 4x instead of 2x
+			// halves GC work per redemption and stays far below 150 MB.
+			debug.SetGCPercent(400)
 		}
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
