@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/spend/pgtest"
 	"github.com/ppredeem/ppredeem/verify"
 )
@@ -316,4 +319,87 @@ func getStatus(t testing.TB, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestPostgresOutageUnderLoad: the database goes away under load and comes
+// back. While it is away requests fail with -32603; no success is ever sent
+// for a spend that did not commit (every success is found recorded
+// afterwards); serving resumes without a restart.
+func TestPostgresOutageUnderLoad(t *testing.T) {
+	dsn := pgtest.NewMigratedDatabase(t, "cmd")
+	proxy := newTCPProxy(t, dsn)
+	srv := startServer(t, newConfig(t, "--database-url", proxy.dsn, "--keys", testKeyFile, "--spend-timeout", "1s"))
+	key := testKey(t)
+
+	type result struct {
+		tok   token
+		code  string
+		phase int
+	}
+	var phase atomic.Int32 // 0 before, 1 down, 2 back up
+	results := make(chan result, 100000)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := mint(t, key, verify.Increment)
+				r, ok := tryPost(context.Background(), srv.url, tok.body(1))
+				code := "transport"
+				if ok {
+					code = r.code()
+				}
+				results <- result{tok, code, int(phase.Load())}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	phase.Store(1)
+	proxy.setDown(true)
+	time.Sleep(2 * time.Second)
+	proxy.setDown(false)
+	phase.Store(2)
+	time.Sleep(3 * time.Second)
+	close(stop)
+	wg.Wait()
+	close(results)
+
+	count := map[string]int{}
+	var succeeded []token
+	for r := range results {
+		count[fmt.Sprintf("%d:%s", r.phase, r.code)]++
+		switch r.code {
+		case "success":
+			succeeded = append(succeeded, r.tok)
+		case "-32603":
+		default:
+			t.Errorf("phase %d: unexpected answer %s", r.phase, r.code)
+		}
+	}
+	t.Logf("answers by phase: %v", count)
+	if count["1:-32603"] == 0 {
+		t.Error("no internal error while the database was away")
+	}
+	if count["2:success"] == 0 {
+		t.Error("no success after the database came back: serving did not resume")
+	}
+	// Every success was committed: spending it again, straight to the
+	// database, finds it already there.
+	store, err := spend.OpenPostgres(context.Background(), spend.PostgresConfig{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, tok := range succeeded {
+		if err := store.Spend(context.Background(), key.ID(), tok.t); !errors.Is(err, spend.ErrAlreadySpent) {
+			t.Fatalf("a token answered success is not recorded: %v", err)
+		}
+	}
 }
