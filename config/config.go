@@ -61,6 +61,7 @@ type Config struct {
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
+	DrainDelay        time.Duration `mapstructure:"drain_delay"`
 }
 
 // Setting describes one setting: its config-file key, default and meaning.
@@ -99,6 +100,7 @@ var Settings = []Setting{
 	{"write_timeout", 15 * time.Second, "time allowed to write a response"},
 	{"idle_timeout", 60 * time.Second, "how long an idle keep-alive connection is kept"},
 	{"shutdown_timeout", 20 * time.Second, "how long in-flight requests may take to finish on shutdown"},
+	{"drain_delay", time.Duration(0), "on shutdown, how long /readyz fails while requests are still served, before the listener closes"},
 }
 
 func lookup(key string) (Setting, bool) {
@@ -250,6 +252,9 @@ func (c *Config) ValidateServe() error {
 		if d, ok := durations[s.Key]; ok && d <= 0 {
 			add("%s: must be a positive duration, got %s", s.Key, d)
 		}
+	}
+	if c.DrainDelay < 0 {
+		add("drain_delay: must not be negative, got %s", c.DrainDelay)
 	}
 	if c.DBMaxConns > 1000 {
 		add("db_max_conns: %d is more than 1000", c.DBMaxConns)

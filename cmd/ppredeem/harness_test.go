@@ -106,13 +106,19 @@ type testServer struct {
 // port and stops it when the test ends.
 func startServer(t testing.TB, cfg *config.Config) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{cancel: cancel, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
-	addrs := make(chan [2]net.Addr, 1)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	return startServerLogging(t, cfg, logger)
+}
+
+// startServerLogging is startServer with the server's logger.
+func startServerLogging(t testing.TB, cfg *config.Config, logger *slog.Logger) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{cancel: cancel, hup: make(chan os.Signal, 1), done: make(chan error, 1)}
+	addrs := make(chan [2]net.Addr, 1)
 	go func() {
 		s.done <- runServer(ctx, cfg, logger, s.hup, func(main, admin net.Addr) { addrs <- [2]net.Addr{main, admin} })
 	}()

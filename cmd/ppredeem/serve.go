@@ -29,7 +29,7 @@ var serveSettings = []string{
 	"listen", "admin_listen", "database_url", "data_dir", "keys", "log_format", "log_level",
 	"db_max_conns", "spend_timeout", "spend_batch", "max_body_bytes", "max_batch_requests",
 	"max_token_bytes", "max_bindings", "max_bindings_bytes", "max_header_bytes",
-	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout",
+	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "drain_delay",
 }
 
 func newServeCommand() *cobra.Command {
@@ -171,8 +171,14 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-
 		}
 	}
 
-	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	handler.StartDraining()
+	if cfg.DrainDelay > 0 {
+		// Load balancers see /readyz fail and stop sending; meanwhile
+		// everything that still arrives is served.
+		log.Info("shutting down: /readyz now fails; still serving", "drain_delay", cfg.DrainDelay)
+		time.Sleep(cfg.DrainDelay)
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if admin != nil {

@@ -403,3 +403,26 @@ func TestPostgresOutageUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainDelay: once shutdown begins, /readyz fails while redemptions are
+// still served, for drain_delay; then the server stops.
+func TestDrainDelay(t *testing.T) {
+	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--drain-delay", "2s"))
+	srv.cancel() // what SIGTERM does
+	time.Sleep(300 * time.Millisecond)
+	if status := getStatus(t, srv.base+"/readyz"); status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: HTTP %d, want 503", status)
+	}
+	if _, r := post(t, srv.url, mint(t, testKey(t), verify.Increment).body(1)); r.code() != "success" {
+		t.Errorf("redemption while draining: %+v", r.Error)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop after the drain delay")
+	}
+	srv.cancel = nil
+}
