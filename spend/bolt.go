@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltConfig configures OpenBolt. Zero values select the defaults.
@@ -158,7 +159,7 @@ func (b *Bolt) Retire(ctx context.Context, keyID string) error {
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		return tx.DeleteBucket([]byte(keyID))
 	})
-	if errors.Is(err, bolt.ErrBucketNotFound) {
+	if errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("spend: key %s: %w", keyID, ErrUnknownKey)
 	}
 	if err != nil {

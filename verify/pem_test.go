@@ -162,7 +162,7 @@ func TestParseKeysPEM(t *testing.T) {
 	}
 	// Nothing secret may appear in an error: not the scalars, not the
 	// base64 lines of the blocks.
-	secrets := []string{v.KHex, hex.EncodeToString(gen.D.Bytes())}
+	secrets := []string{v.KHex, hex.EncodeToString(mustBytes(gen))}
 	for _, block := range [][]byte{testPEM, goSEC1, opensslP256} {
 		for _, line := range strings.Split(string(block), "\n") {
 			if len(line) > 16 && !strings.HasPrefix(line, "-----") {
@@ -203,4 +203,13 @@ func TestMarshalPEM(t *testing.T) {
 	if zero.MarshalPEM() != nil {
 		t.Error("zero Key marshals")
 	}
+}
+
+// mustBytes is the raw scalar of k (ecdsa.PrivateKey.Bytes, Go 1.25+).
+func mustBytes(k *ecdsa.PrivateKey) []byte {
+	b, err := k.Bytes()
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -264,15 +263,6 @@ func request(id any, method string, params any) string {
 		panic(err)
 	}
 	return buf.String()
-}
-
-func readFile(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Clean(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // tryPost is post for requests that may legitimately fail in transport
