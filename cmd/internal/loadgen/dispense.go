@@ -19,7 +19,8 @@ const (
 
 // job is one request to send.
 type job struct {
-	body  []byte
+	body  []byte // the request body
+	req   []byte // the whole HTTP/1.1 request (fast path), body included
 	kind  kind
 	valid int32     // index of a fresh token in tokens.valid, else -1
 	sched time.Time // open loop: when the request was due
@@ -91,7 +92,8 @@ func (d *dispenser) take() (job, bool) {
 			return job{}, false
 		}
 		d.nextBad++
-		return job{body: d.tok.bad[d.nextBad-1], kind: kindBad, valid: -1}, true
+		i := d.nextBad - 1
+		return job{body: d.tok.bad[i], req: reqAt(d.tok.badReq, i), kind: kindBad, valid: -1}, true
 	case kindDouble:
 		if len(d.spent) > 0 {
 			return d.resendLocked(), true
@@ -111,7 +113,7 @@ func (d *dispenser) take() (job, bool) {
 func (d *dispenser) resendLocked() job {
 	i := d.spent[d.rr%len(d.spent)]
 	d.rr++
-	return job{body: d.tok.valid[i], kind: kindDouble, valid: -1}
+	return job{body: d.tok.valid[i], req: reqAt(d.tok.validReq, int(i)), kind: kindDouble, valid: -1}
 }
 
 func (d *dispenser) freshLocked() (job, bool) {
@@ -125,7 +127,7 @@ func (d *dispenser) freshLocked() (job, bool) {
 	}
 	i := d.nextValid
 	d.nextValid++
-	return job{body: d.tok.valid[i], kind: kindFresh, valid: int32(i)}, true
+	return job{body: d.tok.valid[i], req: reqAt(d.tok.validReq, i), kind: kindFresh, valid: int32(i)}, true
 }
 
 // skip plans a slot that is not sent (open loop, late). It returns false when

@@ -26,10 +26,26 @@ const tokenLen = 32
 // mintChunk is how many tokens a minting goroutine claims at a time.
 const mintChunk = 64
 
-// tokens are the pre-built request bodies of a run.
+// mintRetries is how many other random tokens are tried when a token cannot
+// be minted (it does not hash to the curve) before minting fails.
+const mintRetries = 8
+
+// tokens are the pre-built requests of a run.
 type tokens struct {
-	valid [][]byte // good tags
-	bad   [][]byte // one bit of the tag flipped
+	valid [][]byte // request bodies with good tags
+	bad   [][]byte // request bodies with one bit of the tag flipped
+	// validReq and badReq are the same requests as whole HTTP/1.1 messages
+	// (request line, headers, body) for the fast path; each body above
+	// aliases the tail of its request. nil if mint was given no head.
+	validReq, badReq [][]byte
+}
+
+// reqAt returns reqs[i], or nil if the whole requests were not built.
+func reqAt(reqs [][]byte, i int) []byte {
+	if reqs == nil {
+		return nil
+	}
+	return reqs[i]
 }
 
 // bodyTemplate holds the parts of a request body that do not change.
@@ -73,23 +89,43 @@ func (bt *bodyTemplate) appendBody(dst []byte, id int, t, tag []byte) []byte {
 	return dst
 }
 
-// bodyLen is the length of a body for a 32-byte tag and the id.
+// bodyLen is the length of a body for a 32-byte token and tag and the id.
 func (bt *bodyTemplate) bodyLen(id int) int {
-	var t, tag [tokenLen]byte
-	return len(bt.appendBody(nil, id, t[:], tag[:]))
+	var digits [20]byte
+	return bt.fixedLen() + len(strconv.AppendInt(digits[:0], int64(id), 10))
+}
+
+// fixedLen is the length of a body without its id.
+func (bt *bodyTemplate) fixedLen() int {
+	return len(`{"jsonrpc":"2.0","method":"redeem","id":`) +
+		len(`,"params":{"data":["`) + 2*base64.StdEncoding.EncodedLen(tokenLen) + len(`","`) + len(`","`) +
+		len(bt.params) + len(`"],"bindings":`) + len(bt.bindings) + len(`,"compressed":false}}`)
 }
 
 // mint mints nValid tokens with good tags and nBad with a flipped tag bit on
 // GOMAXPROCS goroutines, and builds their request bodies. Token j is minted
 // under keys[j%len(keys)].
 func mint(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad int, progress io.Writer) (*tokens, error) {
+	return mintRequests(ctx, keys, m, nValid, nBad, "", progress)
+}
+
+// mintRequests is mint that also builds whole HTTP/1.1 requests if head is
+// not empty: head (request line and headers, ending in "Content-Length: "),
+// the body's length, a blank line, the body.
+func mintRequests(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad int, head string, progress io.Writer) (*tokens, error) {
 	bt, err := newBodyTemplate(m)
 	if err != nil {
 		return nil, err
 	}
 	total := nValid + nBad
 	bodies := make([][]byte, total)
-	maxLen := bt.bodyLen(total)
+	var reqs [][]byte
+	maxBody := bt.bodyLen(total)
+	maxLen := maxBody
+	if head != "" {
+		reqs = make([][]byte, total)
+		maxLen += len(head) + len(strconv.Itoa(maxBody)) + len("\r\n\r\n")
+	}
 
 	var (
 		next     atomic.Int64 // next chunk start
@@ -134,6 +170,15 @@ func mint(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad
 				for j := lo; j < hi; j++ {
 					t := rnd[(j-lo)*tokenLen : (j-lo+1)*tokenLen]
 					tag, err := keys[j%len(keys)].Tag(t, m, false, Bindings)
+					// Try-and-increment fails for about one token in 2²⁰
+					// (no point in its 20 rounds): draw another token.
+					for retry := 0; err != nil && retry < mintRetries; retry++ {
+						if _, err := rand.Read(t); err != nil {
+							fail(err)
+							return
+						}
+						tag, err = keys[j%len(keys)].Tag(t, m, false, Bindings)
+					}
 					if err != nil {
 						fail(fmt.Errorf("loadgen: minting token %d: %w", j, err))
 						return
@@ -148,8 +193,21 @@ func mint(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad
 						tb[(j*7)%len(tb)] ^= 1 << (j % 8) // corrupt one bit
 					}
 					off := len(arena)
+					if head != "" {
+						arena = append(arena, head...)
+						arena = strconv.AppendInt(arena, int64(bt.bodyLen(j+1)), 10)
+						arena = append(arena, "\r\n\r\n"...)
+					}
+					bodyOff := len(arena)
 					arena = bt.appendBody(arena, j+1, t, tb[:])
-					bodies[j] = arena[off:len(arena):len(arena)]
+					bodies[j] = arena[bodyOff:len(arena):len(arena)]
+					if head != "" {
+						if n := len(arena) - bodyOff; n != bt.bodyLen(j+1) { // fixedLen is out of date
+							fail(fmt.Errorf("loadgen: request %d: body is %d bytes, Content-Length says %d", j, n, bt.bodyLen(j+1)))
+							return
+						}
+						reqs[j] = arena[off:len(arena):len(arena)]
+					}
 				}
 				done.Add(int64(hi - lo))
 			}
@@ -164,7 +222,11 @@ func mint(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad
 		el := time.Since(start)
 		fmt.Fprintf(progress, "bench: minted %d tokens in %.2fs on %d goroutines\n", total, el.Seconds(), procs)
 	}
-	return &tokens{valid: bodies[:nValid:nValid], bad: bodies[nValid:]}, nil
+	tok := &tokens{valid: bodies[:nValid:nValid], bad: bodies[nValid:]}
+	if reqs != nil {
+		tok.validReq, tok.badReq = reqs[:nValid:nValid], reqs[nValid:]
+	}
+	return tok, nil
 }
 
 // startTicker calls f every progressInterval until the returned stop function

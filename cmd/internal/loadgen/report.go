@@ -39,7 +39,8 @@ type Report struct {
 	// Unexpected counts answers whose code differs from what that request
 	// was built to get (transport failures are not answers).
 	Unexpected int `json:"unexpected"`
-	// Notes explain an early stop (interrupted, token pool used up).
+	// Notes explain an early stop (interrupted, token pool used up) and
+	// quote one of the errors behind Codes["transport"], if any.
 	Notes []string `json:"notes,omitempty"`
 }
 
@@ -75,8 +76,8 @@ func newReport(c Config, workers []*worker, elapsed time.Duration, late int64, n
 		lat = append(lat, w.lat...)
 		r.Redemptions += w.answered
 		r.Unexpected += w.unexpected
-		for code, k := range w.codes {
-			r.Codes[codeName(code)] += k
+		for _, c := range w.codes {
+			r.Codes[codeName(c.code)] += c.n
 		}
 		for k, v := range w.expected {
 			r.Expected[codeName(expectedCode[k])] += v

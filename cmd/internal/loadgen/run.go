@@ -3,7 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -26,47 +26,65 @@ const maxResponse = 64 << 10
 // failure (or cancellation) while minting; once the measurement has started,
 // Run always returns a report, also when ctx is cancelled.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
+	return runWith(ctx, cfg, options{})
+}
+
+// options are knobs for tests and benchmarks; Run uses the zero value.
+type options struct {
+	netHTTP   bool        // use net/http for http:// URLs too
+	tlsConfig *tls.Config // net/http path: TLS client configuration
+}
+
+func runWith(ctx context.Context, cfg Config, o options) (*Report, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	u, _ := url.Parse(c.URL) // validated by withDefaults
 	p := newPlan(c)
-	tok, err := mint(ctx, c.Keys, c.Method, p.valid, p.bad, c.Progress)
+	r := &runner{cfg: c, pool: p}
+	head := ""
+	if u.Scheme == "http" && !o.netHTTP {
+		t := newH1Target(u)
+		r.target, head = &t, t.head
+	} else {
+		tr := newTransport(c.Concurrency, o.tlsConfig)
+		defer tr.CloseIdleConnections()
+		r.url = u
+		r.client = &http.Client{Transport: tr, Timeout: c.Timeout}
+	}
+	tok, err := mintRequests(ctx, c.Keys, c.Method, p.valid, p.bad, head, c.Progress)
 	if err != nil {
 		return nil, err
 	}
+	r.disp = newDispenser(c.Count, c.DoubleSpend, c.BadTag, tok)
+	return r.run(ctx), nil
+}
 
-	tr := &http.Transport{
+// newTransport is the net/http transport of the https:// path.
+func newTransport(concurrency int, tlsConfig *tls.Config) *http.Transport {
+	return &http.Transport{
 		Proxy: nil, // measure the server, not a proxy
 		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
+			Timeout:   dialTimeout,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		MaxIdleConns:        2 * c.Concurrency,
-		MaxIdleConnsPerHost: c.Concurrency,
+		TLSClientConfig:     tlsConfig,
+		MaxIdleConns:        2 * concurrency,
+		MaxIdleConnsPerHost: concurrency,
 		MaxConnsPerHost:     0,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	defer tr.CloseIdleConnections()
-
-	r := &runner{
-		cfg:    c,
-		url:    u,
-		client: &http.Client{Transport: tr, Timeout: c.Timeout},
-		disp:   newDispenser(c.Count, c.DoubleSpend, c.BadTag, tok),
-		pool:   p,
-	}
-	return r.run(ctx), nil
 }
 
 // runner is one measurement.
 type runner struct {
 	cfg    Config
-	url    *url.URL
-	client *http.Client
+	target *h1Target    // fast path (http://); nil on the net/http path (https://)
+	url    *url.URL     // net/http path
+	client *http.Client // net/http path
 	disp   *dispenser
 	pool   plan
 
@@ -85,6 +103,11 @@ func (r *runner) run(ctx context.Context) *Report {
 	for i := range workers {
 		workers[i] = r.newWorker(ctx, perWorker)
 	}
+	defer func() {
+		for _, w := range workers {
+			w.close()
+		}
+	}()
 
 	start := time.Now()
 	var deadline time.Time
@@ -104,7 +127,7 @@ func (r *runner) run(ctx context.Context) *Report {
 		for _, w := range workers {
 			wg.Go(func() {
 				for j := range jobs {
-					w.do(j, j.sched)
+					w.do(j, j.sched, time.Now())
 					r.inflight.Add(-1)
 				}
 			})
@@ -119,7 +142,8 @@ func (r *runner) run(ctx context.Context) *Report {
 					if !ok {
 						return
 					}
-					w.do(j, time.Now())
+					now := time.Now()
+					w.do(j, now, now)
 				}
 			})
 		}
@@ -138,6 +162,17 @@ func (r *runner) run(ctx context.Context) *Report {
 	}
 	if why := r.disp.exhaustedReason(); why != "" {
 		notes = append(notes, "stopped early: "+why)
+	}
+	transport := 0
+	var firstErr error
+	for _, w := range workers {
+		transport += w.count(codeTransport)
+		if firstErr == nil {
+			firstErr = w.firstErr
+		}
+	}
+	if transport > 0 && firstErr != nil {
+		notes = append(notes, fmt.Sprintf("%d transport failures, e.g. %v", transport, firstErr))
 	}
 	return newReport(c, workers, elapsed, r.late.Load(), notes)
 }
@@ -212,37 +247,72 @@ const (
 
 var expectedCode = [numKinds]int{kindFresh: codeSuccess, kindBad: -32020, kindDouble: -32021}
 
-// worker sends requests one at a time and keeps its own statistics, merged
-// when the run is over.
+// worker sends requests one at a time, over its own connection on the fast
+// path, and keeps its own statistics, merged when the run is over.
 type worker struct {
-	r      *runner
-	ctx    context.Context
-	url    url.URL
-	header http.Header
-	buf    []byte
+	r   *runner
+	ctx context.Context
+	h1  *h1Client      // fast path
+	std *netHTTPSender // net/http path
 
 	lat        []time.Duration
-	codes      map[int]int
+	codes      []codeCount // a handful of distinct codes: a slice beats a map
 	expected   [numKinds]int
 	unexpected int
 	answered   int
+	firstErr   error // the first transport failure, for the report's notes
 }
 
+// codeCount is how often an outcome code came back.
+type codeCount struct{ code, n int }
+
 func (r *runner) newWorker(ctx context.Context, capacity int) *worker {
-	return &worker{
-		r:      r,
-		ctx:    ctx,
-		url:    *r.url,
-		header: http.Header{"Content-Type": {"application/json"}},
-		buf:    make([]byte, 0, 1024),
-		lat:    make([]time.Duration, 0, capacity),
-		codes:  make(map[int]int),
+	w := &worker{
+		r:     r,
+		ctx:   ctx,
+		lat:   make([]time.Duration, 0, capacity),
+		codes: make([]codeCount, 0, 8),
+	}
+	if r.target != nil {
+		w.h1 = newH1Client(ctx, r.target.addr, r.cfg.Timeout)
+	} else {
+		w.std = newNetHTTPSender(ctx, r.client, r.url)
+	}
+	return w
+}
+
+// close releases the worker's connection.
+func (w *worker) close() {
+	if w.h1 != nil {
+		w.h1.close()
 	}
 }
 
-// do sends j and records its outcome; latency runs from t0.
-func (w *worker) do(j job, t0 time.Time) {
-	code, ok := w.send(j.body)
+// add counts one outcome.
+func (w *worker) add(code int) {
+	for i := range w.codes {
+		if w.codes[i].code == code {
+			w.codes[i].n++
+			return
+		}
+	}
+	w.codes = append(w.codes, codeCount{code, 1})
+}
+
+// count is how often code came back.
+func (w *worker) count(code int) int {
+	for _, c := range w.codes {
+		if c.code == code {
+			return c.n
+		}
+	}
+	return 0
+}
+
+// do sends j and records its outcome; latency runs from t0, now is the time
+// the request is sent.
+func (w *worker) do(j job, t0, now time.Time) {
+	code, ok := w.send(j, now)
 	lat := time.Since(t0)
 	if !ok { // aborted by ctx: not counted
 		w.r.cancelled.Add(1)
@@ -250,7 +320,7 @@ func (w *worker) do(j job, t0 time.Time) {
 	}
 	w.r.done.Add(1)
 	w.expected[j.kind]++
-	w.codes[code]++
+	w.add(code)
 	if code == codeTransport {
 		w.r.errs.Add(1)
 		return
@@ -266,43 +336,85 @@ func (w *worker) do(j job, t0 time.Time) {
 	}
 }
 
-// send POSTs body and returns the outcome code; ok is false if the request
-// was aborted because the run's context was cancelled.
-func (w *worker) send(body []byte) (code int, ok bool) {
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &w.url,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        w.header,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Host:          w.url.Host,
-		GetBody: func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(body)), nil
-		},
+// send sends j and returns the outcome code; ok is false if the request was
+// aborted because the run's context was cancelled.
+func (w *worker) send(j job, now time.Time) (code int, ok bool) {
+	var (
+		body   []byte
+		status int
+		err    error
+	)
+	if w.h1 != nil {
+		body, err = w.h1.roundTrip(j.req, now)
+		status = w.h1.status
+	} else {
+		body, status, err = w.std.send(j.body)
 	}
-	resp, err := w.r.client.Do(req.WithContext(w.ctx))
 	if err != nil {
 		if w.ctx.Err() != nil {
 			return 0, false
 		}
-		return codeTransport, true
-	}
-	w.buf, err = readBody(w.buf, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		if w.ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			return 0, false
+		if w.firstErr == nil {
+			w.firstErr = err
 		}
 		return codeTransport, true
 	}
-	code, ok = parseOutcome(w.buf)
+	code, ok = parseOutcome(body)
 	if !ok {
+		if w.firstErr == nil {
+			w.firstErr = fmt.Errorf("an answer is not JSON-RPC (HTTP %d): %q", status, truncate(body))
+		}
 		return codeTransport, true
 	}
 	return code, true
+}
+
+// netHTTPSender is a worker's net/http client, for https:// URLs.
+type netHTTPSender struct {
+	ctx    context.Context
+	client *http.Client
+	url    url.URL
+	header http.Header
+	buf    []byte
+}
+
+func newNetHTTPSender(ctx context.Context, client *http.Client, u *url.URL) *netHTTPSender {
+	return &netHTTPSender{
+		ctx:    ctx,
+		client: client,
+		url:    *u,
+		header: http.Header{"Content-Type": {"application/json"}},
+		buf:    make([]byte, 0, 1024),
+	}
+}
+
+// send POSTs body and returns the answer's body (valid until the next call)
+// and status.
+func (s *netHTTPSender) send(body []byte) ([]byte, int, error) {
+	req := &http.Request{
+		Method:        http.MethodPost,
+		URL:           &s.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        s.header,
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Host:          s.url.Host,
+		GetBody: func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(body)), nil
+		},
+	}
+	resp, err := s.client.Do(req.WithContext(s.ctx))
+	if err != nil {
+		return nil, 0, err
+	}
+	s.buf, err = readBody(s.buf, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, resp.StatusCode, err
+	}
+	return s.buf, resp.StatusCode, nil
 }
 
 // readBody reads r into buf[:0], keeping at most maxResponse bytes and

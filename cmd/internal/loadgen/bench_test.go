@@ -1,0 +1,249 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ppredeem/ppredeem/verify"
+)
+
+// Benchmarks of one request's client cost: the fast path against the
+// net/http path it replaces, against an in-process TCP server that answers
+// every request with the same fixed answer without allocating (so allocs/op
+// is the client's). ns/op is wall time per round trip and includes the
+// server's share; cpu-ns/op (Linux and BSDs) is the process's user+system
+// CPU time per request, the server goroutine included, so the difference
+// between the benchmarks is the difference between the clients. The
+// server's share alone is roughly BenchmarkRawRoundTrip, a client that only
+// writes the request and reads a known number of bytes.
+//
+//	go test -run '^$' -bench RoundTrip -benchtime 3s ./cmd/internal/loadgen/
+
+// newFixedServer starts a TCP server that reads HTTP/1.1 requests (headers
+// and a Content-Length body) and answers each with answer; it returns its
+// address.
+func newFixedServer(tb testing.TB, answer []byte) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Go(func() { serveFixed(conn, answer) })
+		}
+	})
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func serveFixed(conn net.Conn, answer []byte) {
+	defer conn.Close()
+	br := bufio.NewReaderSize(conn, 8192)
+	for {
+		length := 0
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if len(line) <= 2 {
+				break
+			}
+			if len(line) > 16 && equalFoldASCII(line[:15], "content-length:") {
+				if n, ok := parseDecimal(trimOWS(line[15 : len(line)-2])); ok {
+					length = int(n)
+				}
+			}
+		}
+		if _, err := br.Discard(length); err != nil {
+			return
+		}
+		if _, err := conn.Write(answer); err != nil {
+			return
+		}
+	}
+}
+
+// benchRequest is a request the size of a real one (about 330 bytes).
+func benchRequest(tb testing.TB, addr string) (req, body []byte) {
+	u, err := url.Parse("http://" + addr + "/api/redeem")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	bt, err := newBodyTemplate(verify.Increment)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var t, tag [tokenLen]byte
+	body = bt.appendBody(nil, 123456, t[:], tag[:])
+	req = []byte(newH1Target(u).head)
+	req = strconv.AppendInt(req, int64(len(body)), 10)
+	req = append(req, "\r\n\r\n"...)
+	return append(req, body...), body
+}
+
+// benchAnswer is what ppredeem answers to a successful redemption.
+var benchAnswer = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+	"Date: Mon, 02 Jan 2006 15:04:05 GMT\r\nContent-Length: 43\r\n\r\n" + okBody)
+
+// cpuBench runs the round trips of setup's step functions (one per
+// connection) and reports cpu-ns/op besides ns/op and allocs/op.
+func cpuBench(b *testing.B, parallel bool, setup func() func() error) {
+	b.ReportAllocs()
+	var cpu0 time.Duration
+	if parallel {
+		// 64 goroutines and connections on 2 cores, like the default bench.
+		b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+		cpu0 = cpuTime()
+		b.RunParallel(func(pb *testing.PB) {
+			step := setup()
+			for pb.Next() {
+				if err := step(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	} else {
+		step := setup()
+		if err := step(); err != nil { // connect
+			b.Fatal(err)
+		}
+		cpu0 = cpuTime()
+		for b.Loop() {
+			if err := step(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+func BenchmarkClientRoundTrip(b *testing.B) {
+	for _, parallel := range []bool{false, true} {
+		b.Run(map[bool]string{false: "conns=1", true: "conns=64"}[parallel], func(b *testing.B) {
+			addr := newFixedServer(b, benchAnswer)
+			req, _ := benchRequest(b, addr)
+			var mu sync.Mutex
+			var clients []*h1Client
+			defer func() {
+				for _, c := range clients {
+					c.close()
+				}
+			}()
+			cpuBench(b, parallel, func() func() error {
+				c := newH1Client(context.Background(), addr, 10*time.Second)
+				mu.Lock()
+				clients = append(clients, c)
+				mu.Unlock()
+				return func() error {
+					body, err := c.roundTrip(req, time.Now())
+					if err != nil {
+						return err
+					}
+					if code, ok := parseOutcome(body); !ok || code != codeSuccess {
+						return fmt.Errorf("answer %q", body)
+					}
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkNetHTTPRoundTrip is the path the fast path replaces (still used
+// for https:// URLs), with Run's transport settings.
+func BenchmarkNetHTTPRoundTrip(b *testing.B) {
+	for _, parallel := range []bool{false, true} {
+		b.Run(map[bool]string{false: "conns=1", true: "conns=64"}[parallel], func(b *testing.B) {
+			addr := newFixedServer(b, benchAnswer)
+			_, body := benchRequest(b, addr)
+			u, _ := url.Parse("http://" + addr + "/api/redeem")
+			tr := newTransport(64, nil)
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			cpuBench(b, parallel, func() func() error {
+				s := newNetHTTPSender(context.Background(), client, u)
+				return func() error {
+					answer, _, err := s.send(body)
+					if err != nil {
+						return err
+					}
+					if code, ok := parseOutcome(answer); !ok || code != codeSuccess {
+						return fmt.Errorf("answer %q", answer)
+					}
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRawRoundTrip is the floor: write the request, read the known
+// answer length, nothing else. The fast path's own cost is its excess over
+// this.
+func BenchmarkRawRoundTrip(b *testing.B) {
+	for _, parallel := range []bool{false, true} {
+		b.Run(map[bool]string{false: "conns=1", true: "conns=64"}[parallel], func(b *testing.B) {
+			addr := newFixedServer(b, benchAnswer)
+			req, _ := benchRequest(b, addr)
+			var mu sync.Mutex
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			cpuBench(b, parallel, func() func() error {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					return func() error { return err }
+				}
+				mu.Lock()
+				conns = append(conns, conn)
+				mu.Unlock()
+				buf := make([]byte, len(benchAnswer))
+				return func() error {
+					if _, err := conn.Write(req); err != nil {
+						return err
+					}
+					_, err := io.ReadFull(conn, buf)
+					return err
+				}
+			})
+		})
+	}
+}
