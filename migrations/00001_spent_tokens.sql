@@ -18,4 +18,16 @@ CREATE TABLE spent_tokens (
 ) PARTITION BY LIST (key_id);
 
 -- +goose Down
+-- Dropping recorded spends would make every past token redeemable again, so
+-- this refuses while any is recorded. To start over on purpose, retire the
+-- keys first (ppredeem keys retire) or drop the table by hand.
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM spent_tokens LIMIT 1) THEN
+        RAISE EXCEPTION 'spent_tokens holds spent tokens: rolling back would make them redeemable again; retire the keys first (ppredeem keys retire)';
+    END IF;
+END
+$$;
+-- +goose StatementEnd
 DROP TABLE spent_tokens;

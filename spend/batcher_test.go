@@ -40,12 +40,14 @@ func (w *memWriter) write(_ context.Context, groups []*keyGroup) {
 			continue
 		}
 		g.fresh = make([]bool, len(g.tokens))
+		seen := map[string]bool{}
 		for i, t := range g.tokens {
 			k := g.keyID + "/" + string(t)
-			if w.spent[k] {
+			if seen[k] {
 				g.err = fmt.Errorf("duplicate token in one group")
 			}
-			g.fresh[i] = true
+			seen[k] = true
+			g.fresh[i] = !w.spent[k] // what the real stores report
 			w.spent[k] = true
 		}
 	}
@@ -142,6 +144,8 @@ func TestBatcherClose(t *testing.T) {
 	w := &memWriter{spent: map[string]bool{}}
 	b := newBatcher(2, 4, 5*time.Second, w.write, nil)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
 	for i := range 50 {
 		wg.Add(1)
 		go func() {
@@ -150,10 +154,21 @@ func TestBatcherClose(t *testing.T) {
 			if err != nil && !errors.Is(err, errClosed) {
 				t.Errorf("spend: %v", err)
 			}
+			if err == nil {
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+			}
 		}()
 	}
 	b.close()
 	wg.Wait()
+	w.mu.Lock()
+	written := len(w.spent)
+	w.mu.Unlock()
+	if written != accepted {
+		t.Fatalf("%d spends answered nil but %d written: close must write what it accepted", accepted, written)
+	}
 	b.close() // twice is fine
 	if err := b.spend("k", []byte("late")); !errors.Is(err, errClosed) {
 		t.Fatalf("spend after close = %v", err)

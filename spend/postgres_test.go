@@ -126,7 +126,17 @@ func TestMigrations(t *testing.T) {
 	prepare(t, p, keyA)
 	wantSpend(t, p, keyA, randToken(t), nil)
 
-	// Down drops the table (and its partitions), then up recreates it empty.
+	// Down refuses while spends are recorded: they would become redeemable
+	// again. Once the key is retired it drops the table, and up recreates it.
+	if err := spend.MigrateDown(ctx, dsn); err == nil || !strings.Contains(err.Error(), "redeemable again") {
+		t.Fatalf("MigrateDown with a spend recorded = %v, want a refusal", err)
+	}
+	if err := p.CheckSchema(ctx); err != nil {
+		t.Fatalf("CheckSchema after a refused MigrateDown: %v", err)
+	}
+	if err := p.Retire(ctx, keyA); err != nil {
+		t.Fatal(err)
+	}
 	if err := spend.MigrateDown(ctx, dsn); err != nil {
 		t.Fatalf("MigrateDown: %v", err)
 	}

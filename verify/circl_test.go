@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"math/big"
 	mrand "math/rand/v2"
+	"strconv"
 	"testing"
 
 	"filippo.io/nistec"
@@ -184,7 +185,7 @@ func TestCirclCrossCheckRandom(t *testing.T) {
 		}
 		m := Method(1 + i%2)
 		compressed := i%3 == 0
-		bindings := []string{"host" + itoa(i), "GET /" + itoa(rng.IntN(1000))}[:rng.IntN(3)]
+		bindings := []string{"host" + strconv.Itoa(i), "GET /" + strconv.Itoa(rng.IntN(1000))}[:rng.IntN(3)]
 
 		// H2C against the reference maps.
 		T := nistec.NewP256Point()

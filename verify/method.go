@@ -1,5 +1,7 @@
 package verify
 
+import "strconv"
+
 // Method selects the hash-to-curve map that turns a token t into the point T.
 // The value travels in the "method" member of data[2] (PROTOCOL.md §1).
 type Method uint8
@@ -21,20 +23,5 @@ func (m Method) String() string {
 	case SWU:
 		return "swu"
 	}
-	return "Method(" + itoa(int(m)) + ")"
-}
-
-// itoa formats a small non-negative integer without pulling in fmt.
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+	return "Method(" + strconv.Itoa(int(m)) + ")"
 }

@@ -146,3 +146,19 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("migrate without a database: %v", err)
 	}
 }
+
+// TestMigrateDownRefusesToForgetSpends: rolling the schema back while spends
+// are recorded would make those tokens redeemable again; it is refused.
+func TestMigrateDownRefusesToForgetSpends(t *testing.T) {
+	dsn := storeArgs(t)["postgres"][1]
+	srv := startServer(t, newConfig(t, "--database-url", dsn, "--keys", testKeyFile))
+	post(t, srv.url, mint(t, testKey(t), verify.Increment).body(1))
+	srv.stop(t)
+	if _, err := run(t, "migrate", "down", "--database-url", dsn); err == nil || !strings.Contains(err.Error(), "redeemable again") {
+		t.Fatalf("migrate down with spends recorded: %v", err)
+	}
+	out, err := run(t, "migrate", "status", "--database-url", dsn)
+	if err != nil || strings.Contains(out, "Pending") && !strings.Contains(out, "Applied") {
+		t.Fatalf("schema changed by a refused down: %v %s", err, out)
+	}
+}
