@@ -30,6 +30,11 @@ import (
 	"github.com/spf13/viper"
 )
 
+// MaxTokenBytesLimit is the largest max_token_bytes allowed: the longest
+// token the spent-token stores accept (spend.MaxTokenLen; a test in
+// cmd/ppredeem keeps the two equal without config importing spend).
+const MaxTokenBytesLimit = 1024
+
 // EnvPrefix is the prefix of every environment variable ppredeem reads.
 const EnvPrefix = "PPREDEEM_"
 
@@ -252,6 +257,17 @@ func (c *Config) ValidateServe() error {
 		if d, ok := durations[s.Key]; ok && d <= 0 {
 			add("%s: must be a positive duration, got %s", s.Key, d)
 		}
+	}
+	// A spend that outlives the time to write its answer would commit with
+	// nobody told: the token is gone and the client saw an error.
+	if c.SpendTimeout > 0 && c.WriteTimeout > 0 && c.SpendTimeout >= c.WriteTimeout {
+		add("spend_timeout (%s) must be shorter than write_timeout (%s)", c.SpendTimeout, c.WriteTimeout)
+	}
+	if c.SpendTimeout > 0 && c.ShutdownTimeout > 0 && c.SpendTimeout >= c.ShutdownTimeout {
+		add("spend_timeout (%s) must be shorter than shutdown_timeout (%s)", c.SpendTimeout, c.ShutdownTimeout)
+	}
+	if c.MaxTokenBytes > MaxTokenBytesLimit {
+		add("max_token_bytes: %d is more than the stores accept (%d)", c.MaxTokenBytes, MaxTokenBytesLimit)
 	}
 	if c.DrainDelay < 0 {
 		add("drain_delay: must not be negative, got %s", c.DrainDelay)

@@ -148,6 +148,9 @@ func TestValidateServe(t *testing.T) {
 		"data_dir":           func(c *Config) { c.DataDir = " " },
 		"db_max_conns":       func(c *Config) { c.DBMaxConns = 0 },
 		"max_batch_requests": func(c *Config) { c.MaxBatchRequests = 0 },
+		"write_timeout":      func(c *Config) { c.SpendTimeout = c.WriteTimeout },
+		"shutdown_timeout":   func(c *Config) { c.SpendTimeout, c.WriteTimeout = c.ShutdownTimeout, 2*c.ShutdownTimeout },
+		"max_token_bytes":    func(c *Config) { c.MaxTokenBytes = 2048 },
 	}
 	for want, mutate := range cases {
 		c := good()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +54,8 @@ type Observer interface {
 	ObserveRedemption(outcome Outcome, keyID string, elapsed time.Duration)
 }
 
+var errPanic = errors.New("rpc: panic while serving a batch element")
+
 // Handler serves the main listener: POST /api/redeem, GET /healthz and
 // GET /readyz.
 type Handler struct {
@@ -69,6 +70,28 @@ type Handler struct {
 	server   *gorpc.Server
 	draining atomic.Bool
 	bufs     sync.Pool
+
+	readyMu    sync.Mutex // one store check at a time; others reuse its answer
+	readyAt    time.Time
+	readyError error
+}
+
+// readyCacheFor is how long a store check answers /readyz: the probe is on
+// the public listener, and a flood of it must not take pooled connections
+// from spends.
+const readyCacheFor = time.Second
+
+func (h *Handler) storeReady(ctx context.Context) error {
+	h.readyMu.Lock()
+	defer h.readyMu.Unlock()
+	if time.Since(h.readyAt) < readyCacheFor {
+		return h.readyError
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	h.readyError = h.ready(ctx)
+	h.readyAt = time.Now()
+	return h.readyError
 }
 
 // NewHandler checks o and builds the handler.
@@ -151,9 +174,7 @@ func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		defer cancel()
-		if err := h.ready(ctx); err != nil {
+		if err := h.storeReady(r.Context()); err != nil {
 			loggerFrom(r.Context(), h.log).Warn("readiness check failed", "err", err)
 			status(http.StatusServiceUnavailable, "spent-token store unreachable")
 			return
@@ -222,14 +243,24 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 		writeError(w, nullID, &invalidRequestError{reason: fmt.Sprintf("a batch holds at most %d requests", h.maxBatch)})
 		return
 	}
+	// One goroutine per element (at most maxBatch): verify is CPU work the
+	// scheduler spreads over the cores, and the spends all wait on the store
+	// at once, so they share its round trips instead of queueing behind a
+	// semaphore past write_timeout.
 	answers := make([][]byte, len(elems))
-	sem := make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i, elem := range elems {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer wg.Done()
+			defer func() {
+				// net/http recovers panics only on the handler's own
+				// goroutine; one here would take the process down.
+				if p := recover(); p != nil {
+					loggerFrom(r.Context(), h.log).Error("panic in a batch element", "panic", fmt.Sprint(p))
+					answers[i] = bytes.TrimRight(errorBody(nullID, wireError(errPanic)), "\n")
+				}
+			}()
 			rec := &bufferedResponse{header: make(http.Header)}
 			h.serveOne(rec, r, elem)
 			if !isNotification(elem) {

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/verify"
@@ -343,5 +345,60 @@ func TestWireErrorTable(t *testing.T) {
 	}
 	if we := wireError(spend.ErrAlreadySpent); we.message != "Redemption for token that has already been spent" {
 		t.Errorf("-32021 message %q", we.message)
+	}
+}
+
+// slowSpender delays every spend of a real store, as a slow database would.
+type slowSpender struct {
+	Spender
+	delay time.Duration
+}
+
+func (s slowSpender) Spend(ctx context.Context, keyID string, token []byte) error {
+	time.Sleep(s.delay)
+	return s.Spender.Spend(ctx, keyID, token)
+}
+
+// TestBatchSpendsWaitTogether: the spends of a batch wait on the store at
+// the same time, so a slow store costs a batch one delay, not one per
+// element.
+func TestBatchSpendsWaitTogether(t *testing.T) {
+	h, key := newTestHandler(t)
+	h.spender = slowSpender{h.spender, 300 * time.Millisecond}
+	var elems []string
+	for i := range DefaultMaxBatch {
+		elems = append(elems, reqJSON(i, "redeem", mintToken(t, key).params()))
+	}
+	start := time.Now()
+	rec := serve(h, "POST", "["+strings.Join(elems, ",")+"]")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a batch of %d with a 300ms store took %s: spends were serialized", DefaultMaxBatch, took)
+	}
+	var rs []response
+	if err := json.Unmarshal(rec.Body.Bytes(), &rs); err != nil || len(rs) != DefaultMaxBatch {
+		t.Fatalf("answers: %d, %v", len(rs), err)
+	}
+	for _, r := range rs {
+		if r.code() != "success" {
+			t.Fatalf("%+v", r.Error)
+		}
+	}
+}
+
+// TestReadyzIsCached: a flood of /readyz checks the store about once a
+// second, not once per probe.
+func TestReadyzIsCached(t *testing.T) {
+	h, _ := newTestHandler(t)
+	var checks atomic.Int32
+	h.ready = func(context.Context) error { checks.Add(1); return nil }
+	for range 200 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != 200 {
+			t.Fatalf("/readyz: %d", rec.Code)
+		}
+	}
+	if n := checks.Load(); n > 2 {
+		t.Fatalf("200 probes checked the store %d times", n)
 	}
 }

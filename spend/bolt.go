@@ -19,6 +19,8 @@ import (
 type BoltConfig struct {
 	Path     string // database file; its parent directory is created (0700)
 	BatchMax int    // 0 → 1024: most tokens in one write transaction
+	// SpendTimeout is each spend's own deadline, independent of the caller (0 → 5s).
+	SpendTimeout time.Duration
 	// OnBatch, if set, is told the number of spends in each write transaction (metrics).
 	OnBatch func(size int)
 }
@@ -63,7 +65,7 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		return nil, fmt.Errorf("spend: bolt: open: %w", err)
 	}
 	b := &Bolt{db: db}
-	b.batch = newBatcher(1, cmp.Or(cfg.BatchMax, defaultBoltBatchMax), defaultSpendTimeout, b.write, cfg.OnBatch)
+	b.batch = newBatcher(1, cmp.Or(cfg.BatchMax, defaultBoltBatchMax), cmp.Or(cfg.SpendTimeout, defaultSpendTimeout), b.write, cfg.OnBatch)
 	return b, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ppredeem/ppredeem/config"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/verify"
 )
@@ -160,5 +161,11 @@ func TestMigrateDownRefusesToForgetSpends(t *testing.T) {
 	out, err := run(t, "migrate", "status", "--database-url", dsn)
 	if err != nil || strings.Contains(out, "Pending") && !strings.Contains(out, "Applied") {
 		t.Fatalf("schema changed by a refused down: %v %s", err, out)
+	}
+}
+
+func TestTokenLimitFitsTheStores(t *testing.T) {
+	if config.MaxTokenBytesLimit != spend.MaxTokenLen {
+		t.Fatalf("config allows tokens up to %d bytes, the stores %d", config.MaxTokenBytesLimit, spend.MaxTokenLen)
 	}
 }

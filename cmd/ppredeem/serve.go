@@ -232,7 +232,7 @@ func openStore(ctx context.Context, cfg *config.Config, onBatch func(int)) (spen
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	b, err := spend.OpenBolt(spend.BoltConfig{Path: filepath.Join(cfg.DataDir, boltFile), BatchMax: cfg.SpendBatch, OnBatch: onBatch})
+	b, err := spend.OpenBolt(spend.BoltConfig{Path: filepath.Join(cfg.DataDir, boltFile), BatchMax: cfg.SpendBatch, SpendTimeout: cfg.SpendTimeout, OnBatch: onBatch})
 	if err != nil {
 		return nil, fmt.Errorf("embedded store: %w", err)
 	}

@@ -90,13 +90,13 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 	})
 }
 
-// AdminHandler serves /metrics and /debug/pprof/; it belongs on the admin
-// listener only.
+// AdminHandler serves /metrics and /debug/pprof/ (without cmdline); it
+// belongs on the admin listener only.
 func (m *Metrics) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	// No /debug/pprof/cmdline: argv may hold a --database-url password.
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
