@@ -111,7 +111,7 @@ func checkOne(t *testing.T, status int, raw []byte, body string) {
 // decoding the envelope again (ReadRequest through json2) and the raw params
 // the envelope decode already split out (what the codec does for redeem).
 func BenchmarkCodec(b *testing.B) {
-	h, key := newTestHandler(b)
+	_, key := newTestHandler(b)
 	body := []byte(reqJSON(1, "redeem", mintToken(b, key).params()))
 	c := newCodec()
 	req := httptest.NewRequest("POST", RedeemPath, nil)
@@ -138,5 +138,4 @@ func BenchmarkCodec(b *testing.B) {
 			}
 		}
 	})
-	_ = h
 }

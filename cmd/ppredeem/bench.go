@@ -3,9 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -72,12 +70,12 @@ stderr; the report to stdout (with --json, one JSON object).`,
 	f.Float64Var(&cfg.BadTag, "bad-tag", 0, "fraction of requests with a corrupted tag (expect -32020)")
 	f.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "timeout of one request")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
-	cmd.PreRunE = func(*cobra.Command, []string) error {
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		if cfg.Count == 0 && cfg.Duration == 0 {
 			cfg.Count = 10000
-			fmt.Fprintln(os.Stderr, "bench: neither --count nor --duration given; running --count 10000")
+			fmt.Fprintln(cmd.ErrOrStderr(), "bench: neither --count nor --duration given; running --count 10000")
 		}
-		if cfg.Duration < 0 || cfg.Timeout <= 0*time.Second {
+		if cfg.Duration < 0 || cfg.Timeout <= 0 {
 			return errors.New("--duration must be >= 0 and --timeout > 0")
 		}
 		return nil

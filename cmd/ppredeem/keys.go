@@ -80,14 +80,7 @@ func newKeysListCommand() *cobra.Command {
 	}
 	loader := config.Bind(cmd.Flags(), "keys", "database_url", "data_dir")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loader.Load()
-		if err != nil {
-			return err
-		}
-		if len(cfg.Keys) == 0 {
-			return errors.New("keys: at least one key file is required (--keys, PPREDEEM_KEYS)")
-		}
-		keys, err := loadKeySet(cfg.Keys)
+		cfg, keys, err := loadConfiguredKeys(loader, "keys: at least one key file is required (--keys, PPREDEEM_KEYS)")
 		if err != nil {
 			return err
 		}
@@ -118,6 +111,23 @@ func newKeysListCommand() *cobra.Command {
 		return w.Flush()
 	}
 	return cmd
+}
+
+// loadConfiguredKeys decodes the settings and loads the configured key
+// files; noKeys is the error text when none is configured.
+func loadConfiguredKeys(loader *config.Loader, noKeys string) (*config.Config, *verify.KeySet, error) {
+	cfg, err := loader.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cfg.Keys) == 0 {
+		return nil, nil, errors.New(noKeys)
+	}
+	keys, err := loadKeySet(cfg.Keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, keys, nil
 }
 
 // openExistingStore opens the configured store for reading counts, without
@@ -151,14 +161,7 @@ store is a file only one process can open: stop the server first.`,
 		if !spend.ValidKeyID(keyID) {
 			return fmt.Errorf("%q is not a key ID: want 16 lowercase hex characters (see ppredeem keys list)", keyID)
 		}
-		cfg, err := loader.Load()
-		if err != nil {
-			return err
-		}
-		if len(cfg.Keys) == 0 {
-			return errors.New("pass the serving configuration's keys (--keys or PPREDEEM_KEYS) so retire can check the key is no longer configured")
-		}
-		keys, err := loadKeySet(cfg.Keys)
+		cfg, keys, err := loadConfiguredKeys(loader, "pass the serving configuration's keys (--keys or PPREDEEM_KEYS) so retire can check the key is no longer configured")
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,8 @@ import (
 )
 
 // LatencyBuckets resolve 100 µs to 1 s: a redemption's curve work alone is
-// about 60 µs, a committed spend a few hundred µs.
+// 62–94 µs on the reference machine and a committed spend 0.5–1 ms
+// (BENCHMARKS.md), so the interesting range starts at 100 µs.
 var LatencyBuckets = []float64{
 	0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1,
 }
