@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/ppredeem/ppredeem/verify"
+)
+
+// TestBenchCommand drives the real server with `ppredeem bench` exactly as
+// scripts call it and checks the JSON contract and the counts, for both
+// hash-to-curve methods and a mix of double spends and bad tags.
+func TestBenchCommand(t *testing.T) {
+	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile))
+	for _, method := range []string{"increment", "swu"} {
+		out, err := run(t, "bench", "--url", srv.url, "--keys", testKeyFile, "--method", method,
+			"--concurrency", "4", "--count", "200", "--double-spend", "0.1", "--bad-tag", "0.05", "--json")
+		if err != nil {
+			t.Fatalf("bench --method %s: %v\n%s", method, err, out)
+		}
+		// Progress lines share the writer in this test; the report is the
+		// JSON object on its own line.
+		var report map[string]any
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "{") {
+				if err := json.Unmarshal([]byte(line), &report); err != nil {
+					t.Fatalf("bench --json: %v\n%s", err, line)
+				}
+			}
+		}
+		for _, key := range []string{"redemptions_per_second", "p50_ms", "p90_ms", "p99_ms", "max_ms", "codes"} {
+			if _, ok := report[key]; !ok {
+				t.Fatalf("bench --json lacks %q: %v", key, report)
+			}
+		}
+		codes := report["codes"].(map[string]any)
+		if codes["success"] != 170.0 || codes["-32021"] != 20.0 || codes["-32020"] != 10.0 || report["unexpected"] != 0.0 {
+			t.Fatalf("bench --method %s codes: %v (unexpected %v)", method, codes, report["unexpected"])
+		}
+	}
+	if _, err := run(t, "bench", "--url", srv.url); err == nil || !strings.Contains(err.Error(), "--keys") {
+		t.Fatalf("bench without keys: %v", err)
+	}
+}
+
+// TestKeysListEmbedded: counts come from the embedded store too, and a
+// key without a bucket yet shows none spent.
+func TestKeysListEmbedded(t *testing.T) {
+	dataDir := t.TempDir()
+	unused := writeKeyFile(t, t.TempDir(), newKey(t))
+	srv := startServer(t, newConfig(t, "--data-dir", dataDir, "--keys", testKeyFile))
+	for range 2 {
+		post(t, srv.url, mint(t, testKey(t), verify.Increment).body(1))
+	}
+	srv.stop(t) // the embedded store's file takes one process
+	out, err := run(t, "keys", "list", "--keys", testKeyFile+","+unused, "--data-dir", dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, testKey(t).ID()) || !strings.Contains(out, " 2\n") || !strings.Contains(out, "0 (no storage yet)") {
+		t.Fatalf("keys list on the embedded store:\n%s", out)
+	}
+}
