@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	gorpc "github.com/gorilla/rpc/v2"
 	"github.com/gorilla/rpc/v2/json2"
@@ -15,13 +16,14 @@ import (
 // (gorilla/rpc v2 json2/server.go):
 //
 //   - plain method names: json2 dispatches "Service.Method", the protocol
-//     calls its method "redeem";
+//     calls its methods "redeem" (one per token kind, see Kind) and
+//     "rpc.discover";
 //   - strict envelopes: json2 runs notifications (no id) and answers them
 //     with an empty 200, and accepts any id type; here a request without a
 //     string or number id is -32600 and reaches no method;
 //   - the error table: json2 answers every error with the status gorilla
 //     picked and puts Go error text (and the raw request) in the body; here
-//     every answer goes through wireError.
+//     every answer goes through the error table (classify).
 //
 // Params decoding is json2's, except on the hot path: json2 decodes the
 // whole envelope a second time (BenchmarkCodec: 10.8 µs and 40 allocations
@@ -30,9 +32,26 @@ import (
 // every other method's params still go through json2.
 type codec struct {
 	inner *json2.Codec
+	kinds map[string]func() KeySet // the redemption methods
+	// methods completes the -32601 message: "the methods are ...".
+	methods string
 }
 
-func newCodec() *codec { return &codec{inner: json2.NewCodec()} }
+func newCodec(kinds map[string]func() KeySet, methods string) *codec {
+	return &codec{inner: json2.NewCodec(), kinds: kinds, methods: methods}
+}
+
+// methodList is the detail of the -32601 message for the given method
+// names: "the methods are redeem and rpc.discover".
+func methodList(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return "the only method is " + names[0]
+	}
+	return "the methods are " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
 
 // envelope is the JSON-RPC 2.0 request object. RawMessage fields tell a
 // missing member (nil) from an explicit null ("null").
@@ -43,8 +62,11 @@ type envelope struct {
 	ID      json.RawMessage `json:"id"`
 }
 
-// Gorilla service names for the protocol's plain method names.
+// The protocol's fixed method names, and the gorilla services behind all
+// method names.
 const (
+	methodDiscover  = "rpc.discover"
+	methodIssue     = "issue"
 	gorillaRedeem   = "Redeem.Redeem"
 	gorillaDiscover = "Discover.Discover"
 )
@@ -79,7 +101,7 @@ func (c *codec) NewRequest(r *http.Request) gorpc.CodecRequest {
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return &codecRequest{id: nullID, err: &invalidRequestError{reason: "could not read the request body"}}
+		return &codecRequest{id: nullID, err: refuse(outcomeInvalidRequest, "could not read the request body")}
 	}
 	return c.newRequest(r, body)
 }
@@ -90,7 +112,7 @@ func (c *codec) newRequest(r *http.Request, body []byte) *codecRequest {
 	if err := json.Unmarshal(body, &env); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			req.err = &invalidRequestError{reason: "the request must be a JSON object"}
+			req.err = refuse(outcomeInvalidRequest, "the request must be a JSON object")
 		} else {
 			req.err = errParse
 		}
@@ -101,16 +123,16 @@ func (c *codec) newRequest(r *http.Request, body []byte) *codecRequest {
 	}
 	switch {
 	case string(env.Version) != `"2.0"`:
-		req.err = &invalidRequestError{reason: `jsonrpc must be "2.0"`}
+		req.err = refuse(outcomeInvalidRequest, `jsonrpc must be "2.0"`)
 	case env.ID == nil:
-		req.err = &invalidRequestError{reason: "notifications are not supported: the request needs an id"}
+		req.err = refuse(outcomeInvalidRequest, "notifications are not supported: the request needs an id")
 	case !validID(env.ID):
-		req.err = &invalidRequestError{reason: "id must be a string or a number"}
+		req.err = refuse(outcomeInvalidRequest, "id must be a string or a number")
 	case len(env.Method) == 0 || env.Method[0] != '"':
-		req.err = &invalidRequestError{reason: "method must be a string"}
+		req.err = refuse(outcomeInvalidRequest, "method must be a string")
 	default:
 		if err := json.Unmarshal(env.Method, &req.method); err != nil {
-			req.err = &invalidRequestError{reason: "method must be a string"}
+			req.err = refuse(outcomeInvalidRequest, "method must be a string")
 		}
 	}
 	req.params = env.Params
@@ -132,20 +154,22 @@ func validID(raw json.RawMessage) bool {
 	return false
 }
 
-// Method maps the protocol's method names onto gorilla's services.
+// Method maps the protocol's method names onto gorilla's services: every
+// token kind's method onto the one redeem service.
 func (c *codecRequest) Method() (string, error) {
 	if c.err != nil {
 		return "", c.err
 	}
-	switch c.method {
-	case "redeem":
+	if _, ok := c.codec.kinds[c.method]; ok {
 		return gorillaRedeem, nil
-	case "rpc.discover":
+	}
+	switch c.method {
+	case methodDiscover:
 		return gorillaDiscover, nil
-	case "issue":
+	case methodIssue:
 		return "", errIssue
 	default:
-		return "", errMethodNotFound
+		return "", refuse(outcomeMethodNotFound, c.codec.methods)
 	}
 }
 
@@ -158,17 +182,20 @@ func (c *codecRequest) ReadRequest(args any) error {
 		return c.err
 	}
 	if ra, ok := args.(*RedeemArgs); ok {
-		ra.raw = c.params
+		ra.raw, ra.method = c.params, c.method
 		return nil
 	}
 	inner := new(http.Request)
 	*inner = *c.r
 	inner.Body = io.NopCloser(bytes.NewReader(c.body))
 	if err := c.codec.inner.NewRequest(inner).ReadRequest(args); err != nil {
-		return errBadParamsStructure
+		return errParamsNotObject
 	}
 	return nil
 }
+
+// errParamsNotObject answers params that json2 could not hand over.
+var errParamsNotObject = refuse(OutcomeBadParams, "params must be an object")
 
 // WriteResponse writes a success: HTTP 200 and the JSON-RPC result.
 func (c *codecRequest) WriteResponse(w http.ResponseWriter, reply any) {
@@ -180,7 +207,7 @@ func (c *codecRequest) WriteResponse(w http.ResponseWriter, reply any) {
 	writeResult(w, c.id, result)
 }
 
-// WriteError ignores the status gorilla chose: wireError decides.
+// WriteError ignores the status gorilla chose: the error table decides.
 func (c *codecRequest) WriteError(w http.ResponseWriter, _ int, err error) {
 	writeError(w, c.id, err)
 }

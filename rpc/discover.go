@@ -6,18 +6,18 @@ import (
 	"net/http"
 )
 
-// OpenRPC is the OpenRPC document that rpc.discover returns. The repository
-// keeps a copy at /openrpc.json for readers; a test keeps the two equal.
+// openRPC is the OpenRPC document that rpc.discover returns, and the one
+// copy of it in the repository (README links it).
 //
 //go:embed openrpc.json
-var OpenRPC []byte
+var openRPC []byte
 
 // discoverService answers rpc.discover (OpenRPC service discovery).
 type discoverService struct{}
 
 // Discover ignores its params: rpc.discover takes none.
 func (discoverService) Discover(_ *http.Request, _ *DiscoverArgs, reply *json.RawMessage) error {
-	*reply = OpenRPC
+	*reply = openRPC
 	return nil
 }
 

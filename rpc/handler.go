@@ -8,17 +8,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	gorpc "github.com/gorilla/rpc/v2"
 
-	"github.com/ppredeem/ppredeem/verify"
+	"github.com/ppredeem/ppredeem/rpc/wire"
 )
 
-// RedeemPath is where redemptions are POSTed.
-const RedeemPath = "/api/redeem"
+// RedeemPath is where redemptions are POSTed (wire.RedeemPath).
+const RedeemPath = wire.RedeemPath
 
 // Defaults for Options fields left zero.
 const (
@@ -27,17 +29,15 @@ const (
 	readyTimeout        = 2 * time.Second
 )
 
-// Options configures a Handler. Keys and Spender are required.
+// Options configures a Handler. Kinds and Spender are required.
 type Options struct {
-	// Keys returns the key set in force; it is called once per redemption,
-	// so a reload (SIGHUP) takes effect for the next request.
-	Keys func() *verify.KeySet
+	// Kinds are the kinds of token redeemed, each under its own JSON-RPC
+	// method; at least one.
+	Kinds []Kind
 	// Spender records spends.
 	Spender Spender
 	// Ready reports whether the spent-token store is reachable (GET /readyz).
 	Ready func(context.Context) error
-	// Limits bounds the params of one redemption.
-	Limits verify.Limits
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// MaxBatch bounds the requests in one JSON-RPC batch (default 100).
@@ -48,8 +48,15 @@ type Options struct {
 	Observer Observer
 }
 
-// Observer is told the outcome of every redemption that reached the redeem
-// method. keyID is empty when no key verified the tag.
+// Spender records spent tokens; *spend.Postgres and *spend.Bolt satisfy it.
+// Spend returns nil only once the spend is durably committed, and
+// spend.ErrAlreadySpent for a token already recorded under keyID.
+type Spender interface {
+	Spend(ctx context.Context, keyID string, token []byte) error
+}
+
+// Observer is told the outcome of every redemption that reached a
+// redemption method. keyID is empty when no key verified the token.
 type Observer interface {
 	ObserveRedemption(outcome Outcome, keyID string, elapsed time.Duration)
 }
@@ -59,15 +66,15 @@ var errPanic = errors.New("rpc: panic while serving a batch element")
 // Handler serves the main listener: POST /api/redeem, GET /healthz and
 // GET /readyz.
 type Handler struct {
-	keys     func() *verify.KeySet
+	kinds    map[string]func() KeySet // by JSON-RPC method
 	spender  Spender
 	ready    func(context.Context) error
-	limits   verify.Limits
 	maxBody  int64
 	maxBatch int
 	log      *slog.Logger
 	observer Observer
-	server   *gorpc.Server
+	rpc      *gorpc.Server
+	mux      *http.ServeMux
 	draining atomic.Bool
 	bufs     sync.Pool
 
@@ -81,6 +88,147 @@ type Handler struct {
 // from spends.
 const readyCacheFor = time.Second
 
+// NewHandler checks o and builds the handler.
+func NewHandler(o Options) (*Handler, error) {
+	if len(o.Kinds) == 0 || o.Spender == nil {
+		return nil, errors.New("rpc: Options.Kinds and Options.Spender are required")
+	}
+	h := &Handler{
+		kinds:    make(map[string]func() KeySet, len(o.Kinds)),
+		spender:  o.Spender,
+		ready:    o.Ready,
+		maxBody:  o.MaxBodyBytes,
+		maxBatch: o.MaxBatch,
+		log:      o.Logger,
+		observer: o.Observer,
+		rpc:      gorpc.NewServer(),
+	}
+	methods := make([]string, 0, len(o.Kinds)+1)
+	for _, k := range o.Kinds {
+		switch _, dup := h.kinds[k.Method]; {
+		case k.Method == "" || k.Keys == nil:
+			return nil, errors.New("rpc: a Kind needs a Method and Keys")
+		case dup || k.Method == methodDiscover || k.Method == methodIssue:
+			return nil, fmt.Errorf("rpc: method %q is taken", k.Method)
+		}
+		h.kinds[k.Method] = k.Keys
+		methods = append(methods, k.Method)
+	}
+	methods = append(methods, methodDiscover)
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.maxBatch <= 0 {
+		h.maxBatch = DefaultMaxBatch
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.rpc.RegisterCodec(newCodec(h.kinds, methodList(methods)), "application/json")
+	if err := h.rpc.RegisterService(&redeemService{h: h}, "Redeem"); err != nil {
+		return nil, fmt.Errorf("rpc: register redeem: %w", err)
+	}
+	if err := h.rpc.RegisterService(&discoverService{}, "Discover"); err != nil {
+		return nil, fmt.Errorf("rpc: register rpc.discover: %w", err)
+	}
+	h.mux = h.routes()
+	return h, nil
+}
+
+// routes is the main listener's routing table; an endpoint is one line.
+// ServeMux answers on its own only with plain-text 404s and 405s and with
+// redirects to cleaned paths; the two catch-all patterns at the end and
+// ServeHTTP's path check keep all three from ever reaching a client.
+func (h *Handler) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+RedeemPath, h.serveRPC)
+	mux.HandleFunc("GET /healthz", serveHealth) // GET patterns take HEAD too
+	mux.HandleFunc("GET /readyz", h.serveReady)
+	// The probes take GET and HEAD only; a POST there is a wrong HTTP
+	// method, not an unknown endpoint.
+	mux.HandleFunc("POST /healthz", serveNotPOST)
+	mux.HandleFunc("POST /readyz", serveNotPOST)
+	mux.HandleFunc("POST /", serveNoSuchEndpoint)
+	mux.HandleFunc("/", serveNotPOST)
+	return mux
+}
+
+// StartDraining makes /readyz fail so load balancers stop sending new
+// requests; call it when shutdown begins.
+func (h *Handler) StartDraining() { h.draining.Store(true) }
+
+// ServeHTTP gives the request its ID and routes it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = withRequestID(w, r)
+	if !canonicalPath(r.URL.Path) {
+		// ServeMux would redirect to the cleaned path; no endpoint lives
+		// at a path that is not already clean.
+		fallback(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// canonicalPath reports whether ServeMux routes p as it is, without
+// redirecting to a cleaned form (net/http's cleanPath: path.Clean keeping
+// a trailing slash).
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
+}
+
+// fallback answers a request no endpoint takes: a POST is at the wrong
+// path, anything else has the wrong HTTP method.
+func fallback(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		serveNoSuchEndpoint(w, r)
+		return
+	}
+	serveNotPOST(w, r)
+}
+
+func serveNoSuchEndpoint(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, nullID, refuse(outcomeNoSuchEndpoint, ""))
+}
+
+func serveNotPOST(w http.ResponseWriter, r *http.Request) {
+	writeError(w, nullID, refuse(outcomeHTTPMethod, sanitizeToken(r.Method)))
+}
+
+func serveHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+}
+
+func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
+	status := func(code int, s string) {
+		writeJSON(w, code, []byte(`{"status":"`+s+`"}`+"\n"))
+	}
+	if h.draining.Load() {
+		status(http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	for _, keys := range h.kinds {
+		if keys() == nil {
+			status(http.StatusServiceUnavailable, "no keys loaded")
+			return
+		}
+	}
+	if h.ready != nil {
+		if err := h.storeReady(r.Context()); err != nil {
+			loggerFrom(r.Context(), h.log).Warn("readiness check failed", "err", err)
+			status(http.StatusServiceUnavailable, "spent-token store unreachable")
+			return
+		}
+	}
+	status(http.StatusOK, "ready")
+}
+
 func (h *Handler) storeReady(ctx context.Context) error {
 	h.readyMu.Lock()
 	defer h.readyMu.Unlock()
@@ -92,95 +240,6 @@ func (h *Handler) storeReady(ctx context.Context) error {
 	h.readyError = h.ready(ctx)
 	h.readyAt = time.Now()
 	return h.readyError
-}
-
-// NewHandler checks o and builds the handler.
-func NewHandler(o Options) (*Handler, error) {
-	if o.Keys == nil || o.Spender == nil {
-		return nil, errors.New("rpc: Options.Keys and Options.Spender are required")
-	}
-	h := &Handler{
-		keys:     o.Keys,
-		spender:  o.Spender,
-		ready:    o.Ready,
-		limits:   o.Limits,
-		maxBody:  o.MaxBodyBytes,
-		maxBatch: o.MaxBatch,
-		log:      o.Logger,
-		observer: o.Observer,
-		server:   gorpc.NewServer(),
-	}
-	if h.maxBody <= 0 {
-		h.maxBody = DefaultMaxBodyBytes
-	}
-	if h.maxBatch <= 0 {
-		h.maxBatch = DefaultMaxBatch
-	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
-	h.server.RegisterCodec(newCodec(), "application/json")
-	if err := h.server.RegisterService(&redeemService{h: h}, "Redeem"); err != nil {
-		return nil, fmt.Errorf("rpc: register redeem: %w", err)
-	}
-	if err := h.server.RegisterService(&discoverService{}, "Discover"); err != nil {
-		return nil, fmt.Errorf("rpc: register rpc.discover: %w", err)
-	}
-	return h, nil
-}
-
-// StartDraining makes /readyz fail so load balancers stop sending new
-// requests; call it when shutdown begins.
-func (h *Handler) StartDraining() { h.draining.Store(true) }
-
-// ServeHTTP routes the main listener.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = withRequestID(w, r)
-	switch r.URL.Path {
-	case "/healthz":
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
-			return
-		}
-	case "/readyz":
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			h.serveReady(w, r)
-			return
-		}
-	case RedeemPath:
-		if r.Method == http.MethodPost {
-			h.serveRPC(w, r)
-			return
-		}
-	default:
-		if r.Method == http.MethodPost {
-			writeError(w, nullID, &invalidRequestError{reason: "no such endpoint: POST to " + RedeemPath, status: http.StatusNotFound})
-			return
-		}
-	}
-	writeError(w, nullID, &httpMethodError{method: r.Method})
-}
-
-func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
-	status := func(code int, s string) {
-		writeJSON(w, code, []byte(`{"status":"`+s+`"}`+"\n"))
-	}
-	switch {
-	case h.draining.Load():
-		status(http.StatusServiceUnavailable, "shutting down")
-		return
-	case h.keys() == nil:
-		status(http.StatusServiceUnavailable, "no keys loaded")
-		return
-	}
-	if h.ready != nil {
-		if err := h.storeReady(r.Context()); err != nil {
-			loggerFrom(r.Context(), h.log).Warn("readiness check failed", "err", err)
-			status(http.StatusServiceUnavailable, "spent-token store unreachable")
-			return
-		}
-	}
-	status(http.StatusOK, "ready")
 }
 
 func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
@@ -198,13 +257,11 @@ func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, nullID, &invalidRequestError{
-				reason: fmt.Sprintf("the request body is larger than the limit of %d bytes", h.maxBody),
-				status: http.StatusRequestEntityTooLarge,
-			})
+			writeError(w, nullID, refuse(outcomeBodyTooLarge,
+				fmt.Sprintf("the request body is larger than the limit of %d bytes", h.maxBody)))
 			return
 		}
-		writeError(w, nullID, &invalidRequestError{reason: "could not read the request body"})
+		writeError(w, nullID, refuse(outcomeInvalidRequest, "could not read the request body"))
 		return
 	}
 	body := buf.Bytes()
@@ -221,7 +278,7 @@ func (h *Handler) serveOne(w http.ResponseWriter, r *http.Request, body []byte) 
 	*one = *r
 	one.Body = bodyBytes{bytes.NewReader(body), body}
 	one.Header = contentTypeJSON // the codec decides, whatever the client sent
-	h.server.ServeHTTP(w, one)
+	h.rpc.ServeHTTP(w, one)
 }
 
 var contentTypeJSON = http.Header{"Content-Type": {"application/json"}}
@@ -237,10 +294,10 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	switch {
 	case len(elems) == 0:
-		writeError(w, nullID, &invalidRequestError{reason: "empty batch"})
+		writeError(w, nullID, refuse(outcomeInvalidRequest, "empty batch"))
 		return
 	case len(elems) > h.maxBatch:
-		writeError(w, nullID, &invalidRequestError{reason: fmt.Sprintf("a batch holds at most %d requests", h.maxBatch)})
+		writeError(w, nullID, refuse(outcomeInvalidRequest, fmt.Sprintf("a batch holds at most %d requests", h.maxBatch)))
 		return
 	}
 	// One goroutine per element (at most maxBatch): verify is CPU work the
@@ -250,15 +307,14 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 	answers := make([][]byte, len(elems))
 	var wg sync.WaitGroup
 	for i, elem := range elems {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() {
 				// net/http recovers panics only on the handler's own
 				// goroutine; one here would take the process down.
 				if p := recover(); p != nil {
 					loggerFrom(r.Context(), h.log).Error("panic in a batch element", "panic", fmt.Sprint(p))
-					answers[i] = bytes.TrimRight(errorBody(nullID, wireError(errPanic)), "\n")
+					r, msg := classify(errPanic)
+					answers[i] = bytes.TrimRight(errorBody(nullID, r.code, msg), "\n")
 				}
 			}()
 			rec := &bufferedResponse{header: make(http.Header)}
@@ -266,7 +322,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 			if !isNotification(elem) {
 				answers[i] = bytes.TrimRight(rec.body.Bytes(), "\n")
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	out := make([]byte, 0, 128*len(elems))
@@ -283,7 +339,7 @@ func (h *Handler) serveBatch(w http.ResponseWriter, r *http.Request, body []byte
 	if len(out) == 1 {
 		// Only notifications: they were refused and spent nothing; say so
 		// once rather than answer with nothing.
-		writeError(w, nullID, &invalidRequestError{reason: "notifications are not supported: every request needs an id"})
+		writeError(w, nullID, refuse(outcomeInvalidRequest, "notifications are not supported: every request needs an id"))
 		return
 	}
 	out = append(out, "]\n"...)

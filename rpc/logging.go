@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/ppredeem/ppredeem/verify"
 )
 
 // RequestIDHeader carries the request ID: taken from the client when it is
@@ -63,16 +61,19 @@ func TokenHash(token []byte) string {
 }
 
 // observe reports one redemption to the observer and the log. Logs carry
-// the outcome, key ID and a token hash; never the token, tag or bindings.
-// Internal errors are logged with their text (which the client never sees).
-func (h *Handler) observe(ctx context.Context, red *verify.Redemption, key *verify.Key, err error, elapsed time.Duration) {
-	outcome := outcomeOf(err)
-	keyID := ""
-	if key != nil {
-		keyID = key.ID()
+// the outcome, key ID, a hash of the token's spend identity and the kind's
+// attributes; never the token, tag or bindings. Internal errors are logged
+// with their text (which the client never sees).
+func (h *Handler) observe(ctx context.Context, v Verdict, err error, elapsed time.Duration) {
+	r, _ := classify(err)
+	outcome := r.outcome
+	if !r.redemption {
+		// A kind refused with a row of the JSON-RPC layer: a bug in the
+		// kind, answered as the table says but counted as internal.
+		outcome = OutcomeInternal
 	}
 	if h.observer != nil {
-		h.observer.ObserveRedemption(outcome, keyID, elapsed)
+		h.observer.ObserveRedemption(outcome, v.KeyID, elapsed)
 	}
 	level := slog.LevelInfo
 	switch outcome {
@@ -86,17 +87,19 @@ func (h *Handler) observe(ctx context.Context, red *verify.Redemption, key *veri
 	if !h.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{
+	attrs := make([]slog.Attr, 0, 6+len(v.Attrs))
+	attrs = append(attrs,
 		slog.String("request_id", RequestID(ctx)),
 		slog.String("outcome", string(outcome)),
 		slog.Duration("elapsed", elapsed),
+	)
+	if v.KeyID != "" {
+		attrs = append(attrs, slog.String("key_id", v.KeyID))
 	}
-	if keyID != "" {
-		attrs = append(attrs, slog.String("key_id", keyID))
+	if v.SpendID != nil {
+		attrs = append(attrs, slog.String("token_hash", TokenHash(v.SpendID)))
 	}
-	if red != nil {
-		attrs = append(attrs, slog.String("token_hash", TokenHash(red.Token)), slog.String("method", red.Method.String()))
-	}
+	attrs = append(attrs, v.Attrs...)
 	if outcome == OutcomeInternal || outcome == OutcomeBadParams {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}

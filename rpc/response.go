@@ -19,18 +19,19 @@ func writeResult(w http.ResponseWriter, id, result []byte) {
 	writeJSON(w, http.StatusOK, buf)
 }
 
+// writeError answers err with its row of the error table.
 func writeError(w http.ResponseWriter, id []byte, err error) {
-	we := wireError(err)
-	writeJSON(w, we.status, errorBody(id, we))
+	r, msg := classify(err)
+	writeJSON(w, r.status, errorBody(id, r.code, msg))
 }
 
-func errorBody(id []byte, we wireErr) []byte {
-	msg, _ := json.Marshal(we.message) // a string always marshals
+func errorBody(id []byte, code int, message string) []byte {
+	msg, _ := json.Marshal(message) // a string always marshals
 	buf := make([]byte, 0, 96+len(id)+len(msg))
 	buf = append(buf, `{"jsonrpc":"2.0","id":`...)
 	buf = append(buf, id...)
 	buf = append(buf, `,"error":{"code":`...)
-	buf = strconv.AppendInt(buf, int64(we.code), 10)
+	buf = strconv.AppendInt(buf, int64(code), 10)
 	buf = append(buf, `,"message":`...)
 	buf = append(buf, msg...)
 	buf = append(buf, "}}\n"...)

@@ -5,22 +5,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 	"github.com/ppredeem/ppredeem/verify"
+	"github.com/ppredeem/ppredeem/verify/verifytest"
 )
 
 // TestAdminListener: metrics and pprof live on the admin listener, and the
 // redemption counters move with each outcome.
 func TestAdminListener(t *testing.T) {
-	srv := startServer(t, newConfig(t, "--database-url", storeArgs(t)["postgres"][1], "--keys", testKeyFile, "--admin-listen", "127.0.0.1:0"))
-	key := testKey(t)
-	tok := mint(t, key, verify.Increment)
-	post(t, srv.url, tok.body(1))
-	post(t, srv.url, tok.body(2))
-	bad := mint(t, key, verify.Increment)
-	bad.tag[5] ^= 2
-	post(t, srv.url, bad.body(3))
+	srv := startServer(t, newConfig(t, append(postgresStore(t), "--keys", testKeyFile, "--admin-listen", "127.0.0.1:0")...))
+	key := verifytest.Key()
+	tok := verifytest.Mint(t, key, verify.Increment)
+	post(t, srv.url, rpctest.Redeem(1, tok))
+	post(t, srv.url, rpctest.Redeem(2, tok))
+	bad := verifytest.Mint(t, key, verify.Increment)
+	bad.Tag[5] ^= 2
+	post(t, srv.url, rpctest.Redeem(3, bad))
 
-	resp, err := httpClient.Get(srv.admin + "/metrics")
+	resp, err := rpctest.HTTPClient().Get(srv.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,11 +161,18 @@ store is a file only one process can open: stop the server first.`,
 		if !spend.ValidKeyID(keyID) {
 			return fmt.Errorf("%q is not a key ID: want 16 lowercase hex characters (see ppredeem keys list)", keyID)
 		}
-		cfg, keys, err := loadConfiguredKeys(loader, "pass the serving configuration's keys (--keys or PPREDEEM_KEYS) so retire can check the key is no longer configured")
+		cfg, err := loader.Load()
 		if err != nil {
 			return err
 		}
-		for _, id := range keyIDs(keys) {
+		if len(cfg.Keys) == 0 {
+			return errors.New("pass the serving configuration's keys (--keys or PPREDEEM_KEYS) so retire can check the key is no longer configured")
+		}
+		ring, err := loadKeyring(cfg)
+		if err != nil {
+			return err
+		}
+		for _, id := range ring.keyIDs() {
 			if id == keyID {
 				return fmt.Errorf("refusing to retire %s: the configuration still holds this key, so its tokens still verify; remove it from --keys and reload every server first", keyID)
 			}

@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"github.com/ppredeem/ppredeem/config"
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/verify"
+	"github.com/ppredeem/ppredeem/verify/verifytest"
 )
 
 // run executes the ppredeem command line in-process.
@@ -67,16 +69,16 @@ func TestKeysGenerate(t *testing.T) {
 // the configuration, retire it (its partition goes), and re-adding it
 // starts from nothing.
 func TestKeyLifecycle(t *testing.T) {
-	dsn := storeArgs(t)["postgres"][1]
+	dsn := postgresStore(t)[1]
 	dir := t.TempDir()
-	a, b := newKey(t), newKey(t)
-	fileA, fileB := writeKeyFile(t, dir, a), writeKeyFile(t, dir, b)
+	a, b := verifytest.NewKey(t), verifytest.NewKey(t)
+	fileA, fileB := verifytest.WriteKeyFile(t, dir, a), verifytest.WriteKeyFile(t, dir, b)
 
 	srv := startServer(t, newConfig(t, "--database-url", dsn, "--keys", fileA+","+fileB))
 	for range 3 {
-		post(t, srv.url, mint(t, a, verify.Increment).body(1))
+		post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, a, verify.Increment)))
 	}
-	post(t, srv.url, mint(t, b, verify.Increment).body(1))
+	post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, b, verify.Increment)))
 	srv.stop(t)
 
 	out, err := run(t, "keys", "list", "--keys", fileA+","+fileB, "--database-url", dsn)
@@ -114,24 +116,24 @@ func TestKeyLifecycle(t *testing.T) {
 // partition vanished (dropped behind the server's back) is an internal
 // error, never a silent success.
 func TestMissingPartitionIsInternal(t *testing.T) {
-	dsn := storeArgs(t)["postgres"][1]
+	dsn := postgresStore(t)[1]
 	srv := startServer(t, newConfig(t, "--database-url", dsn, "--keys", testKeyFile))
 	store, err := spend.OpenPostgres(context.Background(), spend.PostgresConfig{DSN: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if err := store.Retire(context.Background(), testKey(t).ID()); err != nil {
+	if err := store.Retire(context.Background(), verifytest.Key().ID()); err != nil {
 		t.Fatal(err)
 	}
-	status, r := post(t, srv.url, mint(t, testKey(t), verify.Increment).body(1))
-	if status != 500 || r.code() != "-32603" {
+	status, r := post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, verifytest.Key(), verify.Increment)))
+	if status != 500 || r.Code() != "-32603" {
 		t.Fatalf("spend without a partition: HTTP %d %+v", status, r)
 	}
 }
 
 func TestMigrateCommand(t *testing.T) {
-	dsn := storeArgs(t)["postgres"][1] // already migrated: up is a no-op
+	dsn := postgresStore(t)[1] // already migrated: up is a no-op
 	if out, err := run(t, "migrate", "up", "--database-url", dsn); err != nil || !strings.Contains(out, "up to date") {
 		t.Fatalf("migrate up twice: %v %s", err, out)
 	}
@@ -151,9 +153,9 @@ func TestMigrateCommand(t *testing.T) {
 // TestMigrateDownRefusesToForgetSpends: rolling the schema back while spends
 // are recorded would make those tokens redeemable again; it is refused.
 func TestMigrateDownRefusesToForgetSpends(t *testing.T) {
-	dsn := storeArgs(t)["postgres"][1]
+	dsn := postgresStore(t)[1]
 	srv := startServer(t, newConfig(t, "--database-url", dsn, "--keys", testKeyFile))
-	post(t, srv.url, mint(t, testKey(t), verify.Increment).body(1))
+	post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, verifytest.Key(), verify.Increment)))
 	srv.stop(t)
 	if _, err := run(t, "migrate", "down", "--database-url", dsn); err == nil || !strings.Contains(err.Error(), "redeemable again") {
 		t.Fatalf("migrate down with spends recorded: %v", err)

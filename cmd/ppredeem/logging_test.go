@@ -9,7 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 	"github.com/ppredeem/ppredeem/verify"
+	"github.com/ppredeem/ppredeem/verify/verifytest"
 )
 
 type syncBuffer struct {
@@ -40,40 +42,37 @@ func TestLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServerLogging(t, cfg, logger)
-	key := testKey(t)
+	key := verifytest.Key()
 
-	tok := mint(t, key, verify.Increment)
-	tok.bindings = []string{"secret-binding.example", "GET /private"}
-	tag, _ := key.Tag(tok.t, verify.Increment, false, tok.bindings)
-	tok.tag = tag
-	bad := mint(t, key, verify.Increment)
-	bad.bindings = tok.bindings
-	bad.tag = append([]byte{}, tok.tag...)
-	bad.tag[0] ^= 1
+	bindings := []string{"secret-binding.example", "GET /private"}
+	tok := verifytest.MintFor(t, key, verify.Increment, false, bindings)
+	bad := verifytest.MintFor(t, key, verify.Increment, false, bindings)
+	bad.Tag = append([]byte{}, tok.Tag...)
+	bad.Tag[0] ^= 1
 
 	send := func(body, requestID string) string {
 		req, _ := http.NewRequest("POST", srv.url, strings.NewReader(body))
 		if requestID != "" {
 			req.Header.Set("X-Request-Id", requestID)
 		}
-		resp, err := httpClient.Do(req)
+		resp, err := rpctest.HTTPClient().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		return resp.Header.Get("X-Request-Id")
 	}
-	if got := send(tok.body(1), "gw-123"); got != "gw-123" {
+	if got := send(rpctest.Redeem(1, tok), "gw-123"); got != "gw-123" {
 		t.Errorf("request ID not echoed: %q", got)
 	}
-	idSpent := send(tok.body(2), "")
-	idBad := send(bad.body(3), "")
+	idSpent := send(rpctest.Redeem(2, tok), "")
+	idBad := send(rpctest.Redeem(3, bad), "")
 	if idSpent == "" || idBad == "" || idSpent == idBad {
 		t.Fatalf("generated request IDs %q %q", idSpent, idBad)
 	}
 	srv.stop(t)
 
-	secrets := []string{b64(tok.t), hex.EncodeToString(tok.t), b64(tok.tag), b64(bad.tag), "secret-binding", "GET /private"}
+	secrets := []string{b64(tok.Token), hex.EncodeToString(tok.Token), b64(tok.Tag), b64(bad.Tag), "secret-binding", "GET /private"}
 	levels := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		for _, s := range secrets {

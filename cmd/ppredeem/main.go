@@ -6,7 +6,13 @@
 //	ppredeem bench   --url http://127.0.0.1:8080/api/redeem --keys key.pem
 //
 // main only wires packages together: config decodes settings, verify checks
-// tags, spend records spent tokens, rpc speaks JSON-RPC.
+// tags, spend records spent tokens, rpc speaks JSON-RPC (its token kinds
+// under rpc/kind, its admin listener rpc/admin).
+//
+// The first SIGINT or SIGTERM cancels the command's context: serve drains
+// and stops gracefully, the other commands stop what they do. A second one
+// exits at once (serve handles it itself; elsewhere the signal's default
+// action ends the process).
 package main
 
 import (
@@ -22,6 +28,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal gets its default action again
+	}()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ppredeem:", err)
 		stop()

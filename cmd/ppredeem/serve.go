@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ppredeem/ppredeem/config"
 	"github.com/ppredeem/ppredeem/rpc"
-	"github.com/ppredeem/ppredeem/rpc/metrics"
+	"github.com/ppredeem/ppredeem/rpc/admin"
 	"github.com/ppredeem/ppredeem/spend"
-	"github.com/ppredeem/ppredeem/verify"
 )
 
 var serveSettings = []string{
@@ -42,7 +42,7 @@ Spent tokens go to Postgres when --database-url is set (run "ppredeem migrate up
 first), otherwise to the embedded store in --data-dir. The partition or bucket
 of every configured key is created at start. SIGHUP reloads the key files;
 SIGTERM or SIGINT drains: /readyz fails, in-flight redemptions finish, then
-the process exits.`,
+the process exits; a second SIGTERM or SIGINT during the drain exits at once.`,
 		Args: cobra.NoArgs,
 	}
 	loader := config.Bind(cmd.Flags(), serveSettings...)
@@ -64,10 +64,14 @@ the process exits.`,
 			// cycles; peak RSS under load stays at 38-48 MB (BENCHMARKS.md).
 			debug.SetGCPercent(400)
 		}
-		hup := make(chan os.Signal, 1)
+		// main cancels the context at the first SIGINT or SIGTERM; stop
+		// sees that one too, and a second one.
+		hup, stop := make(chan os.Signal, 1), make(chan os.Signal, 2)
 		signal.Notify(hup, syscall.SIGHUP)
+		signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(hup)
-		return runServer(cmd.Context(), cfg, logger, hup, nil)
+		defer signal.Stop(stop)
+		return runServer(cmd.Context(), cfg, logger, lifecycle{hup: hup, stop: stop})
 	}
 	return cmd
 }
@@ -84,37 +88,60 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
-// listening is told the addresses the server listens on (tests use port 0).
-type listening func(main, admin net.Addr)
+// lifecycle connects runServer to the process's signals and, in tests, to
+// the test. Every field may be nil.
+type lifecycle struct {
+	// hup: each value reloads the key files (SIGHUP).
+	hup <-chan os.Signal
+	// stop: each value is one SIGINT or SIGTERM. The first (or ctx ending)
+	// begins the graceful shutdown; the second stops at once, during the
+	// drain delay or while in-flight requests finish.
+	stop <-chan os.Signal
+	// listening is told the addresses the server listens on (tests use
+	// port 0); admin is nil without an admin listener.
+	listening func(main, admin net.Addr)
+	// reloaded is told the outcome of each reload: nil once the new keys
+	// are in force, the error when the previous keys stay.
+	reloaded func(error)
+	// draining is told that shutdown has begun: /readyz fails from now on.
+	draining func()
+}
 
-// runServer serves until ctx is done, then shuts down gracefully. Every
-// check (keys, store, schema, partitions, listen addresses) happens before
-// the first request is accepted.
-func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-chan os.Signal, onListen listening) error {
-	keys, err := loadKeySet(cfg.Keys)
+// errStoppedAtOnce is runServer's answer to a second stop signal.
+var errStoppedAtOnce = errors.New("stopped at once by a second signal: in-flight requests were cut off")
+
+// runServer serves until ctx is done or a stop signal comes, then shuts
+// down gracefully. Every check (keys, store, schema, partitions, listen
+// addresses) happens before the first request is accepted. The main and
+// admin listeners run as one group: when one fails the other is shut
+// down, and every return closes both.
+func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lifecycle) error {
+	ring, err := loadKeyring(cfg)
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
+	m := admin.NewMetrics()
 	store, err := openStore(ctx, cfg, m.ObserveBatch)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	if pg, ok := store.(*spend.Postgres); ok {
-		m.MustRegister(metrics.NewPoolCollector(pg.Stats))
+		m.MustRegister(admin.NewPoolCollector(pg.Stats))
 	}
-	if err := store.PrepareKeys(ctx, keyIDs(keys)); err != nil {
+	if err := store.PrepareKeys(ctx, ring.keyIDs()); err != nil {
 		return fmt.Errorf("preparing spent-token storage for the configured keys: %w", err)
 	}
-	var current atomic.Pointer[verify.KeySet]
-	current.Store(keys)
-
+	var current atomic.Pointer[keyring]
+	current.Store(&ring)
+	var kinds []rpc.Kind
+	for i, k := range tokenKinds() {
+		kinds = append(kinds, rpc.Kind{Method: k.method, Keys: func() rpc.KeySet { return (*current.Load())[i] }})
+	}
 	handler, err := rpc.NewHandler(rpc.Options{
-		Keys:         current.Load,
+		Kinds:        kinds,
 		Spender:      store,
 		Ready:        store.Ping,
-		Limits:       verify.Limits{MaxTokenBytes: cfg.MaxTokenBytes, MaxBindings: cfg.MaxBindings, MaxBindingsBytes: cfg.MaxBindingsBytes},
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxBatch:     cfg.MaxBatchRequests,
 		Logger:       log,
@@ -136,7 +163,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	var admin *http.Server
+	servers := []*http.Server{srv}
+	listeners := []net.Listener{ln}
 	var adminAddr net.Addr
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
@@ -145,48 +173,107 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-
 			return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 		}
 		adminAddr = aln.Addr()
-		admin = &http.Server{Handler: m.AdminHandler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
-		go func() {
-			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("admin listener stopped", "err", err)
-			}
-		}()
-	}
-	log.Info("ppredeem serving", "listen", ln.Addr().String(), "admin_listen", addrString(adminAddr),
-		"store", storeName(cfg), "keys", keyIDs(keys))
-	if onListen != nil {
-		onListen(ln.Addr(), adminAddr)
+		servers = append(servers, &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout})
+		listeners = append(listeners, aln)
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	group, groupCtx := errgroup.WithContext(context.Background())
+	for i, s := range servers {
+		group.Go(func() error {
+			if err := s.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", listeners[i].Addr(), err)
+			}
+			return nil
+		})
+	}
+	// closeAll cuts every connection of both listeners and waits for
+	// their goroutines: on every way out (after a completed Shutdown it
+	// changes nothing), and at once when one listener failed.
+	closeAll := func() error {
+		for _, s := range servers {
+			s.Close()
+		}
+		return group.Wait()
+	}
+	defer closeAll()
+	log.Info("ppredeem serving", "listen", ln.Addr().String(), "admin_listen", addrString(adminAddr),
+		"store", storeName(cfg), "keys", ring.keyIDs())
+	if lc.listening != nil {
+		lc.listening(ln.Addr(), adminAddr)
+	}
 
 	for running := true; running; {
 		select {
-		case <-hup:
-			reloadKeys(ctx, cfg.Keys, store, &current, log)
-		case err := <-serveErr:
-			return fmt.Errorf("serve: %w", err)
+		case <-lc.hup:
+			err := reloadKeys(ctx, cfg, store, &current, log)
+			if lc.reloaded != nil {
+				lc.reloaded(err)
+			}
+		case <-groupCtx.Done():
+			return closeAll()
 		case <-ctx.Done():
+			running = false
+		case <-lc.stop:
 			running = false
 		}
 	}
+	// A second stop signal from here on stops at once.
+	stopAtOnce := make(chan struct{})
+	go func() {
+		select {
+		case <-lc.stop:
+			close(stopAtOnce)
+		case <-groupCtx.Done():
+		}
+	}()
 
 	handler.StartDraining()
+	if lc.draining != nil {
+		lc.draining()
+	}
 	if cfg.DrainDelay > 0 {
 		// Load balancers see /readyz fail and stop sending; meanwhile
 		// everything that still arrives is served.
 		log.Info("shutting down: /readyz now fails; still serving", "drain_delay", cfg.DrainDelay)
-		time.Sleep(cfg.DrainDelay)
+		drained := time.NewTimer(cfg.DrainDelay)
+		select {
+		case <-drained.C:
+		case <-stopAtOnce:
+			log.Warn("shutting down at once: second signal during the drain delay")
+			return errStoppedAtOnce
+		case <-groupCtx.Done():
+			return closeAll()
+		}
 	}
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if admin != nil {
-		defer admin.Shutdown(shutdownCtx)
+	go func() {
+		select {
+		case <-stopAtOnce:
+			cancel()
+		case <-shutdownCtx.Done():
+		}
+	}()
+	// The main listener first: the admin listener keeps serving metrics
+	// while in-flight redemptions finish.
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := errors.Join(errs...); err != nil {
+		select {
+		case <-stopAtOnce:
+			log.Warn("shutting down at once: second signal while in-flight requests finished")
+			return errStoppedAtOnce
+		default:
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	if err := group.Wait(); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil
@@ -194,20 +281,21 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, hup <-
 
 // reloadKeys swaps in the key files' current contents. A bad file keeps the
 // old key set in force: a typo must not take the server down.
-func reloadKeys(ctx context.Context, paths []string, store spend.Store, current *atomic.Pointer[verify.KeySet], log *slog.Logger) {
-	keys, err := loadKeySet(paths)
+func reloadKeys(ctx context.Context, cfg *config.Config, store spend.Store, current *atomic.Pointer[keyring], log *slog.Logger) error {
+	ring, err := loadKeyring(cfg)
 	if err != nil {
 		log.Error("key reload failed; keeping the previous keys", "err", err)
-		return
+		return err
 	}
 	prepCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := store.PrepareKeys(prepCtx, keyIDs(keys)); err != nil {
+	if err := store.PrepareKeys(prepCtx, ring.keyIDs()); err != nil {
 		log.Error("key reload failed: cannot prepare spent-token storage; keeping the previous keys", "err", err)
-		return
+		return err
 	}
-	current.Store(keys)
-	log.Info("keys reloaded", "keys", keyIDs(keys))
+	current.Store(&ring)
+	log.Info("keys reloaded", "keys", ring.keyIDs())
+	return nil
 }
 
 // openStore opens the configured store; onBatch (may be nil) is told the

@@ -1,10 +1,14 @@
-// Package metrics exposes ppredeem's Prometheus metrics and the admin
-// listener's handler (/metrics and /debug/pprof).
+// Package admin is ppredeem's admin listener: the Prometheus metrics the
+// server collects and the handler that serves them with pprof
+// (/metrics, /debug/pprof/). It belongs on a private address
+// (admin_listen), never on the public one: profiles and runtime figures
+// are for operators.
 //
-// Redemptions are counted by outcome and by key ID; the key ID is a short
-// hash of the public key, so the label set is bounded by the configured
-// keys. Latency histograms have buckets from 100 µs to 1 s.
-package metrics
+// Redemptions are counted by outcome (a row of rpc's error table) and by
+// key ID; the key ID is a short hash of the public key, so the label set
+// is bounded by the configured keys. Latency histograms have buckets from
+// 100 µs to 1 s.
+package admin
 
 import (
 	"net/http"
@@ -19,11 +23,11 @@ import (
 	"github.com/ppredeem/ppredeem/rpc"
 )
 
-// LatencyBuckets resolve 100 µs to 1 s: a redemption's curve work alone is
+// latencyBuckets resolve 100 µs to 1 s: a redemption's curve work alone is
 // 62–94 µs on the reference machine and a committed spend 0.5–1 ms
 // (BENCHMARKS.md), so the interesting range starts at 100 µs.
-var LatencyBuckets = []float64{
-	0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1,
+func latencyBuckets() []float64 {
+	return []float64{0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}
 }
 
 // Metrics is the set of collectors of one server.
@@ -35,9 +39,9 @@ type Metrics struct {
 	batchSize   prometheus.Histogram
 }
 
-// New registers ppredeem's collectors and the Go runtime and process
-// collectors.
-func New() *Metrics {
+// NewMetrics registers ppredeem's collectors and the Go runtime and
+// process collectors.
+func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		redemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -47,12 +51,12 @@ func New() *Metrics {
 		redeemTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ppredeem_redemption_duration_seconds",
 			Help:    "Time from parsing the params to the answer (verify and spend), by outcome.",
-			Buckets: LatencyBuckets,
+			Buckets: latencyBuckets(),
 		}, []string{"outcome"}),
 		httpTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ppredeem_http_request_duration_seconds",
 			Help:    "Time to serve an HTTP request on the main listener, by status code.",
-			Buckets: LatencyBuckets,
+			Buckets: latencyBuckets(),
 		}, []string{"code"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ppredeem_spend_batch_size",
@@ -62,7 +66,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(m.redemptions, m.redeemTime, m.httpTime, m.batchSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range rpc.Outcomes {
+	for _, o := range rpc.Outcomes() {
 		m.redeemTime.WithLabelValues(string(o))
 	}
 	return m
@@ -91,9 +95,9 @@ func (m *Metrics) Instrument(next http.Handler) http.Handler {
 	})
 }
 
-// AdminHandler serves /metrics and /debug/pprof/ (without cmdline); it
-// belongs on the admin listener only.
-func (m *Metrics) AdminHandler() http.Handler {
+// Handler serves the admin listener: /metrics and /debug/pprof/ (without
+// cmdline).
+func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ppredeem/ppredeem/rpc/wire"
 )
 
 // Defaults for Options fields left zero.
@@ -23,7 +25,7 @@ const (
 	DefaultMaxAttempts = 3
 	DefaultBackoff     = 50 * time.Millisecond
 	// DefaultPath is used when the endpoint URL has an empty path.
-	DefaultPath = "/api/redeem"
+	DefaultPath = wire.RedeemPath
 	// DefaultIdleConnTimeout is how long the default HTTP client keeps an
 	// idle connection: less than ppredeem's idle_timeout (60s by default)
 	// and many load balancers' (often 60s), so that the client, not the
@@ -39,7 +41,7 @@ const (
 	// maxResponseBytes bounds the response body read; ppredeem's answers
 	// are under 200 bytes.
 	maxResponseBytes = 64 << 10
-	// tagLen is the length of an HMAC-SHA256 tag (PROTOCOL.md §1).
+	// tagLen is the length of an HMAC-SHA256 tag (verify/PROTOCOL.md §1).
 	tagLen = 32
 )
 
@@ -313,7 +315,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// data[2] for each method: base64 of the curve settings (PROTOCOL.md §1).
+// data[2] for each method: base64 of the curve settings (verify/PROTOCOL.md §1).
 var settings = map[string]string{
 	"increment": base64.StdEncoding.EncodeToString([]byte(`{"curve":"p256","hash":"sha256","method":"increment"}`)),
 	"swu":       base64.StdEncoding.EncodeToString([]byte(`{"curve":"p256","hash":"sha256","method":"swu"}`)),
@@ -336,7 +338,7 @@ func encodeParams(token, tag []byte, bindings []string, opts *RedeemOptions) ([]
 		o.Method = "increment"
 	}
 	invalid := func(msg string) *Error {
-		return &Error{Code: CodeInvalidParams, Message: msg, kinds: []error{ErrInvalidParams}}
+		return &Error{Code: wire.CodeInvalidParams, Message: msg, kinds: []error{ErrInvalidParams}}
 	}
 	set, ok := settings[o.Method]
 	switch {
@@ -377,7 +379,7 @@ func encodeParams(token, tag []byte, bindings []string, opts *RedeemOptions) ([]
 // cannot have been parsed by the server, even by a streaming parser.
 func requestBody(id uint64, params []byte) []byte {
 	b := make([]byte, 0, 64+len(params))
-	b = append(b, `{"jsonrpc":"2.0","method":"redeem","id":`...)
+	b = append(b, `{"jsonrpc":"2.0","method":"`+wire.MethodRedeem+`","id":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"params":`...)
 	b = append(b, params...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ppredeem/ppredeem/rpc"
 	"github.com/ppredeem/ppredeem/rpc/client"
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/spend/pgtest"
 	"github.com/ppredeem/ppredeem/verify"
@@ -24,34 +25,8 @@ import (
 
 var browserBindings = []string{"www.example.com", "GET /"}
 
-func TestCodesMatchServer(t *testing.T) {
-	pairs := []struct {
-		name         string
-		client, wire int
-	}{
-		{"BadTag", client.CodeBadTag, rpc.CodeBadTag},
-		{"AlreadySpent", client.CodeAlreadySpent, rpc.CodeAlreadySpent},
-		{"UnsupportedCurve", client.CodeUnsupportedCurve, rpc.CodeUnsupportedCurve},
-		{"IssueNotSupported", client.CodeIssueNotSupported, rpc.CodeIssueNotSupported},
-		{"HTTPMethod", client.CodeHTTPMethod, rpc.CodeHTTPMethod},
-		{"InvalidRequest", client.CodeInvalidRequest, rpc.CodeInvalidRequest},
-		{"MethodNotFound", client.CodeMethodNotFound, rpc.CodeMethodNotFound},
-		{"InvalidParams", client.CodeInvalidParams, rpc.CodeInvalidParams},
-		{"Internal", client.CodeInternal, rpc.CodeInternal},
-		{"Parse", client.CodeParse, rpc.CodeParse},
-	}
-	for _, p := range pairs {
-		if p.client != p.wire {
-			t.Errorf("client.Code%s = %d, rpc.Code%s = %d", p.name, p.client, p.name, p.wire)
-		}
-	}
-	if client.DefaultPath != rpc.RedeemPath {
-		t.Errorf("client.DefaultPath = %q, rpc.RedeemPath = %q", client.DefaultPath, rpc.RedeemPath)
-	}
-}
-
 func TestRedeemSuccess(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 	if err := c.Redeem(context.Background(), token, tag, browserBindings, nil); err != nil {
@@ -67,18 +42,18 @@ func TestRedeemSuccess(t *testing.T) {
 }
 
 // TestPublishedVector redeems a published redemption tuple of the test key
-// (PROTOCOL.md §9): the client's encoding is the extension's.
+// (verify/PROTOCOL.md §9): the client's encoding is the extension's.
 func TestPublishedVector(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
-	token, tag := vectorToken(t)
+	token, tag := vectorToken()
 	if err := c.Redeem(context.Background(), token, tag, browserBindings, &client.RedeemOptions{Method: "increment"}); err != nil {
 		t.Fatalf("Redeem: %v", err)
 	}
 }
 
 func TestRedeemMethods(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	for _, tc := range []struct {
 		name       string
@@ -109,7 +84,7 @@ func TestRedeemMethods(t *testing.T) {
 }
 
 func TestNoBindings(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, nil)
 	if err := c.Redeem(context.Background(), token, tag, nil, nil); err != nil {
@@ -122,7 +97,7 @@ func TestNoBindings(t *testing.T) {
 }
 
 func TestAlreadySpent(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 	if err := c.Redeem(context.Background(), token, tag, browserBindings, nil); err != nil {
@@ -143,7 +118,7 @@ func TestAlreadySpent(t *testing.T) {
 }
 
 func TestBadTag(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 
@@ -168,12 +143,9 @@ func TestBadTag(t *testing.T) {
 // TestServerInvalidParams: params the client cannot judge (the server's
 // limits) are refused by the server with -32602.
 func TestServerInvalidParams(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := rpctest.NewServer(t, rpctest.Options{Limits: verify.Limits{MaxBindings: 3}})
 	c := newClient(t, s.Endpoint, nil)
-	bindings := make([]string, verify.DefaultLimits.MaxBindings+1)
-	for i := range bindings {
-		bindings[i] = "b"
-	}
+	bindings := []string{"a", "b", "c", "d"}
 	token, tag := mint(t, s.Key, verify.Increment, false, bindings)
 	err := c.Redeem(context.Background(), token, tag, bindings, nil)
 	wantKinds(t, err, "ErrInvalidParams")
@@ -183,7 +155,7 @@ func TestServerInvalidParams(t *testing.T) {
 }
 
 func TestLocalValidation(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 	for _, tc := range []struct {
@@ -233,7 +205,7 @@ func (l lostAck) Spend(ctx context.Context, keyID string, token []byte) error {
 }
 
 func TestInternalErrorIsAmbiguous(t *testing.T) {
-	s := startServer(t, newBoltStore(t), func(sp rpc.Spender) rpc.Spender { return lostAck{sp} })
+	s := wrapSpender(t, func(sp rpc.Spender) rpc.Spender { return lostAck{sp} })
 	c := newClient(t, s.Endpoint, &client.Options{MaxAttempts: 5, Backoff: time.Millisecond})
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 
@@ -254,11 +226,10 @@ func TestInternalErrorIsAmbiguous(t *testing.T) {
 // TestStoreDown: a closed store makes the real server answer -32603 before
 // anything is spent; the client cannot know that and says ambiguous.
 func TestStoreDown(t *testing.T) {
-	store := newBoltStore(t)
-	s := startServer(t, store, nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
-	if err := store.Close(); err != nil {
+	if err := s.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
 	err := c.Redeem(context.Background(), token, tag, browserBindings, nil)
@@ -269,7 +240,7 @@ func TestStoreDown(t *testing.T) {
 }
 
 func TestEndpointWithoutPath(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.URL, nil) // no path: DefaultPath
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 	if err := c.Redeem(context.Background(), token, tag, browserBindings, nil); err != nil {
@@ -280,7 +251,7 @@ func TestEndpointWithoutPath(t *testing.T) {
 // TestWrongEndpoint: the real server refuses a POST elsewhere than
 // /api/redeem with a JSON-RPC error (null id): a definite refusal.
 func TestWrongEndpoint(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.URL+"/api/redeem/", nil)
 	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
 	err := c.Redeem(context.Background(), token, tag, browserBindings, nil)
@@ -291,7 +262,7 @@ func TestWrongEndpoint(t *testing.T) {
 }
 
 func TestConcurrentSameToken(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	concurrentSameToken(t, s)
 }
 
@@ -303,11 +274,10 @@ func TestConcurrentSameTokenPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, store, nil)
-	concurrentSameToken(t, s)
+	concurrentSameToken(t, rpctest.NewServer(t, rpctest.Options{Store: store}))
 }
 
-func concurrentSameToken(t *testing.T, s *server) {
+func concurrentSameToken(t *testing.T, s *rpctest.Server) {
 	const n = 16
 	c := newClient(t, s.Endpoint, nil)
 	for round := range 5 {
@@ -367,7 +337,7 @@ func TestNewValidation(t *testing.T) {
 // TestErrorsHoldNoSecrets: no error text holds the token, the tag or the
 // bindings, in any encoding the client uses.
 func TestErrorsHoldNoSecrets(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	c := newClient(t, s.Endpoint, &client.Options{Backoff: time.Millisecond})
 	bindings := []string{"secret-binding-host.example", "GET /secret-path"}
 	token, tag := mint(t, s.Key, verify.Increment, false, bindings)
@@ -398,11 +368,11 @@ func TestErrorsHoldNoSecrets(t *testing.T) {
 	}
 }
 
-// startTLSServer is startServer over TLS with HTTP/2 enabled; it returns
+// startTLSServer is newServer over TLS with HTTP/2 enabled; it returns
 // the server and a client that trusts its certificate.
-func startTLSServer(t *testing.T) (*server, *http.Client, *atomic.Int64) {
+func startTLSServer(t *testing.T) (*rpctest.Server, *http.Client, *atomic.Int64) {
 	t.Helper()
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	h2 := new(atomic.Int64)
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 {

@@ -1,7 +1,7 @@
 // Package client is the Go client of ppredeem, for relay gateways that
 // delegate Privacy Pass redemptions to a ppredeem server.
 //
-// It sends one JSON-RPC 2.0 request per redemption (PROTOCOL.md §1):
+// It sends one JSON-RPC 2.0 request per redemption (verify/PROTOCOL.md §1):
 //
 //	POST <endpoint>   Content-Type: application/json
 //	{"jsonrpc":"2.0","method":"redeem","id":<n>,"params":{
@@ -10,7 +10,8 @@
 // where token and tag are standard padded base64, settings is the standard
 // base64 of {"curve":"p256","hash":"sha256","method":"increment"|"swu"},
 // and n is a number that increases with every HTTP request of the Client.
-// It imports only the standard library.
+// It imports only the standard library and rpc/wire (the endpoint, method
+// name and error codes it shares with the server; itself import-free).
 //
 // # Outcomes
 //
@@ -18,7 +19,7 @@
 // spent now, by this call, and the gateway may serve the request. Every
 // other outcome is an *Error, which carries the JSON-RPC code and message,
 // the HTTP status and the number of attempts, and wraps sentinels for
-// errors.Is:
+// errors.Is (the codes are rpc/wire's):
 //
 //   - ErrBadTag (-32020), ErrAlreadySpent (-32021), ErrUnsupportedCurve
 //     (-32022), ErrInvalidParams (-32602), ErrInvalidRequest (-32600,

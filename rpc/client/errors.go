@@ -5,23 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-)
 
-// The JSON-RPC error codes of the ppredeem wire contract (PROTOCOL.md §2).
-// They mirror the Code* constants of package rpc, which this package does not
-// import so that gateways do not link the server's dependencies; a test keeps
-// the two in step.
-const (
-	CodeBadTag            = -32020
-	CodeAlreadySpent      = -32021
-	CodeUnsupportedCurve  = -32022
-	CodeIssueNotSupported = -32040
-	CodeHTTPMethod        = -32041
-	CodeInvalidRequest    = -32600
-	CodeMethodNotFound    = -32601
-	CodeInvalidParams     = -32602
-	CodeInternal          = -32603
-	CodeParse             = -32700
+	"github.com/ppredeem/ppredeem/rpc/wire"
 )
 
 // Sentinel errors. Every error Redeem returns is an *Error that wraps one or
@@ -73,9 +58,10 @@ var (
 //
 // Its text never holds the token, the tag or the bindings.
 type Error struct {
-	// Code is the JSON-RPC error code the server answered, or for a redemption
-	// refused before any network use CodeInvalidParams; 0 when no JSON-RPC
-	// error was received (transport failures, unreadable answers).
+	// Code is the JSON-RPC error code the server answered (the wire.Code*
+	// constants of package rpc/wire), or for a redemption refused before
+	// any network use wire.CodeInvalidParams; 0 when no JSON-RPC error was
+	// received (transport failures, unreadable answers).
 	Code int
 	// Message is the server's error message (cut to 256 bytes, control
 	// characters replaced by spaces), or this package's description of the
@@ -154,17 +140,17 @@ func (e *Error) is(kind error) bool {
 // table leaves the outcome unknown.
 func kindsOf(code int) []error {
 	switch code {
-	case CodeBadTag:
+	case wire.CodeBadTag:
 		return []error{ErrBadTag}
-	case CodeAlreadySpent:
+	case wire.CodeAlreadySpent:
 		return []error{ErrAlreadySpent}
-	case CodeUnsupportedCurve:
+	case wire.CodeUnsupportedCurve:
 		return []error{ErrUnsupportedCurve}
-	case CodeInvalidParams:
+	case wire.CodeInvalidParams:
 		return []error{ErrInvalidParams}
-	case CodeInvalidRequest, CodeMethodNotFound, CodeParse, CodeIssueNotSupported, CodeHTTPMethod:
+	case wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeParse, wire.CodeIssueNotSupported, wire.CodeHTTPMethod:
 		return []error{ErrInvalidRequest}
-	case CodeInternal:
+	case wire.CodeInternal:
 		return []error{ErrInternal, ErrAmbiguous}
 	default:
 		return []error{ErrAmbiguous}

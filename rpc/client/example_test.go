@@ -7,24 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/ppredeem/ppredeem/rpc"
 	"github.com/ppredeem/ppredeem/rpc/client"
-	"github.com/ppredeem/ppredeem/spend"
-	"github.com/ppredeem/ppredeem/verify"
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 )
 
 // A gateway redeems the token a browser presented, bound to the request's
 // host and "METHOD path", and serves the request only on success.
 func ExampleClient_Redeem() {
-	endpoint, stop := exampleServer() // a ppredeem server with the test key
-	defer stop()
+	srv, err := rpctest.Start(rpctest.Options{}) // a ppredeem server with the test key
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
 
-	c, err := client.New(endpoint, nil)
+	c, err := client.New(srv.Endpoint, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -59,42 +57,4 @@ func ExampleClient_Redeem() {
 	// Output:
 	// redeemed: serve the request
 	// refused: already spent (code -32021, HTTP 403)
-}
-
-// exampleServer starts the real ppredeem handler with the test key and a
-// bbolt store in a temporary directory.
-func exampleServer() (endpoint string, stop func()) {
-	pemBytes, err := os.ReadFile(filepath.Join("testdata", "test_key.pem"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	keys, err := verify.ParseKeysPEM(pemBytes)
-	if err != nil {
-		log.Fatal(err)
-	}
-	ks, err := verify.NewKeySet(keys)
-	if err != nil {
-		log.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "ppredeem-client-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	store, err := spend.OpenBolt(spend.BoltConfig{Path: filepath.Join(dir, "spent.db")})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := store.PrepareKeys(context.Background(), []string{keys[0].ID()}); err != nil {
-		log.Fatal(err)
-	}
-	h, err := rpc.NewHandler(rpc.Options{Keys: func() *verify.KeySet { return ks }, Spender: store, Ready: store.Ping})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	return srv.URL + rpc.RedeemPath, func() {
-		srv.Close()
-		store.Close()
-		os.RemoveAll(dir)
-	}
 }

@@ -24,23 +24,8 @@ import (
 	"github.com/ppredeem/ppredeem/verify"
 )
 
-// vectorToken is the first published redemption tuple of the test key for
-// bindings ["www.example.com", "GET /"] (shared vectors.json).
-func vectorToken(t testing.TB) (token, tag []byte) {
-	t.Helper()
-	token, err := hex.DecodeString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err = base64.StdEncoding.DecodeString("8toXDPdSF4sDOH4Jk3zfKJI85ziIGiAMjvgEsx05vEo=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return token, tag
-}
-
 // anyToken is a well-formed redemption for fakes that do not verify.
-func anyToken(t testing.TB) (token, tag []byte) { return vectorToken(t) }
+func anyToken(testing.TB) (token, tag []byte) { return vectorToken() }
 
 func secretForms(token, tag []byte, bindings []string) []string {
 	forms := []string{
@@ -649,7 +634,7 @@ func TestRequestFormat(t *testing.T) {
 
 // TestKeepAlive: consecutive redemptions reuse the connection.
 func TestKeepAlive(t *testing.T) {
-	s := startServer(t, newBoltStore(t), nil)
+	s := newServer(t)
 	var dials atomic.Int64
 	c := newClient(t, s.Endpoint, &client.Options{HTTPClient: countingClient(&dials)})
 	for range 5 {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/ppredeem/ppredeem/rpc/wire"
 )
 
 func TestDelay(t *testing.T) {
@@ -29,11 +31,11 @@ func TestDelay(t *testing.T) {
 }
 
 func TestErrorText(t *testing.T) {
-	e := &Error{Code: CodeAlreadySpent, Message: "Redemption for token that has already been spent", HTTPStatus: 403, Attempts: 1, kinds: kindsOf(CodeAlreadySpent)}
+	e := &Error{Code: wire.CodeAlreadySpent, Message: "Redemption for token that has already been spent", HTTPStatus: 403, Attempts: 1, kinds: kindsOf(wire.CodeAlreadySpent)}
 	if got, want := e.Error(), "ppredeem client: Redemption for token that has already been spent (code -32021, HTTP 403, attempts 1)"; got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
-	e = &Error{Code: CodeInternal, Message: "Internal error", HTTPStatus: 500, Attempts: 1, kinds: kindsOf(CodeInternal)}
+	e = &Error{Code: wire.CodeInternal, Message: "Internal error", HTTPStatus: 500, Attempts: 1, kinds: kindsOf(wire.CodeInternal)}
 	if got, want := e.Error(), "ppredeem client: Internal error (code -32603, HTTP 500, attempts 1): outcome unknown, the token may have been spent"; got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
