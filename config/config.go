@@ -82,8 +82,8 @@ func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
 // Env is the environment-variable spelling of the setting.
 func (s Setting) Env() string { return EnvPrefix + strings.ToUpper(s.Key) }
 
-// Settings lists every setting, in the order the docs show them.
-var Settings = []Setting{
+// settings lists every setting, in the order the docs show them.
+var settings = []Setting{
 	{"listen", "127.0.0.1:8080", "address of the JSON-RPC listener (POST /api/redeem, /healthz, /readyz)"},
 	{"admin_listen", "", "address of the admin listener (/metrics, /debug/pprof); empty disables it"},
 	{"database_url", "", "Postgres DSN for spent tokens; empty uses the embedded store in data_dir"},
@@ -109,7 +109,7 @@ var Settings = []Setting{
 }
 
 func lookup(key string) (Setting, bool) {
-	for _, s := range Settings {
+	for _, s := range settings {
 		if s.Key == key {
 			return s, true
 		}
@@ -129,7 +129,7 @@ type Loader struct {
 // programming error, not an input error.
 func Bind(flags *pflag.FlagSet, keys ...string) *Loader {
 	v := viper.New()
-	for _, s := range Settings {
+	for _, s := range settings {
 		v.SetDefault(s.Key, s.Default)
 		if err := v.BindEnv(s.Key, s.Env()); err != nil {
 			panic(err)
@@ -240,7 +240,7 @@ func (c *Config) ValidateServe() error {
 		"max_bindings_bytes": int64(c.MaxBindingsBytes),
 		"max_header_bytes":   int64(c.MaxHeaderBytes),
 	}
-	for _, s := range Settings { // stable order for messages
+	for _, s := range settings { // stable order for messages
 		if n, ok := positive[s.Key]; ok && n <= 0 {
 			add("%s: must be positive, got %d", s.Key, n)
 		}
@@ -253,7 +253,7 @@ func (c *Config) ValidateServe() error {
 		"idle_timeout":        c.IdleTimeout,
 		"shutdown_timeout":    c.ShutdownTimeout,
 	}
-	for _, s := range Settings {
+	for _, s := range settings {
 		if d, ok := durations[s.Key]; ok && d <= 0 {
 			add("%s: must be a positive duration, got %s", s.Key, d)
 		}

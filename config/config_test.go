@@ -11,8 +11,8 @@ import (
 )
 
 func allKeys() []string {
-	keys := make([]string, len(Settings))
-	for i, s := range Settings {
+	keys := make([]string, len(settings))
+	for i, s := range settings {
 		keys[i] = s.Key
 	}
 	return keys
@@ -88,7 +88,7 @@ func TestPrecedenceFlagEnvFile(t *testing.T) {
 }
 
 func TestEveryEnvVariableIsRead(t *testing.T) {
-	for _, s := range Settings {
+	for _, s := range settings {
 		if s.Env() != "PPREDEEM_"+strings.ToUpper(s.Key) || s.Flag() != strings.ReplaceAll(s.Key, "_", "-") {
 			t.Fatalf("setting %s spelled inconsistently", s.Key)
 		}

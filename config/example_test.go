@@ -17,7 +17,7 @@ func TestExampleFileListsEverySettingWithItsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range Settings {
+	for _, s := range settings {
 		if !regexp.MustCompile(`(?m)^` + s.Key + `:`).Match(raw) {
 			t.Errorf("%s does not list %s", path, s.Key)
 		}

@@ -521,7 +521,7 @@ func TestReadableAnswers(t *testing.T) {
 	}
 }
 
-// TestRequestFormat checks the request against PROTOCOL.md §1, as the
+// TestRequestFormat checks the request against verify/PROTOCOL.md §1, as the
 // server receives it.
 func TestRequestFormat(t *testing.T) {
 	type request struct {
