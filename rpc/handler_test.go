@@ -47,6 +47,20 @@ func decode(t testing.TB, rec *httptest.ResponseRecorder) rpctest.Response {
 	return r
 }
 
+// wantAllSuccess checks that a batch of n redemptions all succeeded.
+func wantAllSuccess(t *testing.T, rec *httptest.ResponseRecorder, n int) {
+	t.Helper()
+	rs, err := rpctest.DecodeBatch(rec.Body.Bytes())
+	if err != nil || len(rs) != n {
+		t.Fatalf("%d requests: %d answers, %v", n, len(rs), err)
+	}
+	for _, r := range rs {
+		if r.Code() != "success" {
+			t.Fatalf("%d distinct tokens: %+v", n, r.Error)
+		}
+	}
+}
+
 func mint(t testing.TB, key *verify.Key) verifytest.Token {
 	t.Helper()
 	return verifytest.MintFor(t, key, verify.Increment, false, []string{"gateway.example", "POST /login"})
@@ -268,16 +282,7 @@ func TestBatchLimits(t *testing.T) {
 	if rec.Code != 400 || r.Code() != "-32600" || !strings.Contains(r.Error.Message, "100") {
 		t.Errorf("101 requests: HTTP %d %+v", rec.Code, r.Error)
 	}
-	rec = serve(s.Handler, "POST", rpctest.Batch(elems[:rpc.DefaultMaxBatch]...))
-	rs, err := rpctest.DecodeBatch(rec.Body.Bytes())
-	if err != nil || len(rs) != rpc.DefaultMaxBatch {
-		t.Fatalf("100 requests: %d answers, %v", len(rs), err)
-	}
-	for _, r := range rs {
-		if r.Code() != "success" {
-			t.Fatalf("100 distinct tokens: %+v", r.Error)
-		}
-	}
+	wantAllSuccess(t, serve(s.Handler, "POST", rpctest.Batch(elems[:rpc.DefaultMaxBatch]...)), rpc.DefaultMaxBatch)
 	if r := decode(t, serve(s.Handler, "POST", "[1,")); r.Code() != "-32700" {
 		t.Errorf("broken batch: %s", r.Code())
 	}
@@ -365,16 +370,7 @@ func TestBatchSpendsWaitTogether(t *testing.T) {
 	for i := range rpc.DefaultMaxBatch {
 		elems = append(elems, rpctest.Redeem(i, mint(t, s.Key)))
 	}
-	rec := serve(s.Handler, "POST", rpctest.Batch(elems...))
-	rs, err := rpctest.DecodeBatch(rec.Body.Bytes())
-	if err != nil || len(rs) != rpc.DefaultMaxBatch {
-		t.Fatalf("answers: %d, %v", len(rs), err)
-	}
-	for _, r := range rs {
-		if r.Code() != "success" {
-			t.Fatalf("%+v", r.Error)
-		}
-	}
+	wantAllSuccess(t, serve(s.Handler, "POST", rpctest.Batch(elems...)), rpc.DefaultMaxBatch)
 }
 
 // TestReadyzIsCached: a flood of /readyz checks the store about once a

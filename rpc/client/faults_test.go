@@ -132,45 +132,14 @@ func TestContextDoneBeforeSend(t *testing.T) {
 	}
 }
 
-// TestHangAfterWrite: the server reads the whole request and never
-// answers; the context deadline ends the wait. The outcome is unknown and
-// the request is not repeated.
-func TestHangAfterWrite(t *testing.T) {
-	var hits atomic.Int64
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		io.Copy(io.Discard, r.Body)
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-
-	c := newClient(t, srv.URL+"/api/redeem", &client.Options{MaxAttempts: 5, Backoff: time.Millisecond})
-	token, tag := anyToken(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err := c.Redeem(ctx, token, tag, browserBindings, nil)
-	wantKinds(t, err, "ErrAmbiguous")
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error does not wrap context.DeadlineExceeded: %v", err)
-	}
-	if e := asError(t, err); e.Attempts != 1 {
-		t.Errorf("%d attempts, want 1", e.Attempts)
-	}
-	if got := hits.Load(); got != 1 {
-		t.Errorf("the server got %d requests, want 1", got)
-	}
-}
-
-func TestHangAfterWriteHTTP2(t *testing.T) {
-	var hits atomic.Int64
+// hangingServer reads every request whole and never answers before the
+// test ends. It counts the requests that reach it (over HTTP/2 only when
+// h2 is set; the server then speaks TLS with HTTP/2 enabled).
+func hangingServer(t *testing.T, h2 bool) (*httptest.Server, *atomic.Int64) {
+	hits := new(atomic.Int64)
 	release := make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 {
+		if !h2 || r.ProtoMajor == 2 {
 			hits.Add(1)
 		}
 		io.Copy(io.Discard, r.Body)
@@ -179,43 +148,52 @@ func TestHangAfterWriteHTTP2(t *testing.T) {
 		case <-release:
 		}
 	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	defer close(release)
+	if h2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	return srv, hits
+}
 
-	c := newClient(t, srv.URL, &client.Options{HTTPClient: srv.Client(), MaxAttempts: 5, Backoff: time.Millisecond})
-	token, tag := anyToken(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err := c.Redeem(ctx, token, tag, browserBindings, nil)
-	wantKinds(t, err, "ErrAmbiguous")
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error does not wrap context.DeadlineExceeded: %v", err)
-	}
-	if e := asError(t, err); e.Attempts != 1 {
-		t.Errorf("%d attempts, want 1", e.Attempts)
-	}
-	if got := hits.Load(); got != 1 {
-		t.Errorf("the server got %d HTTP/2 requests, want 1", got)
+// TestHangAfterWrite: the server reads the whole request and never
+// answers; the context deadline ends the wait. The outcome is unknown and
+// the request is not repeated. Over HTTP/1.1 and HTTP/2.
+func TestHangAfterWrite(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			srv, hits := hangingServer(t, h2)
+			opts := &client.Options{MaxAttempts: 5, Backoff: time.Millisecond}
+			endpoint := srv.URL + "/api/redeem"
+			if h2 {
+				opts.HTTPClient = srv.Client()
+			}
+			c := newClient(t, endpoint, opts)
+			token, tag := anyToken(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := c.Redeem(ctx, token, tag, browserBindings, nil)
+			wantKinds(t, err, "ErrAmbiguous")
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error does not wrap context.DeadlineExceeded: %v", err)
+			}
+			if e := asError(t, err); e.Attempts != 1 {
+				t.Errorf("%d attempts, want 1", e.Attempts)
+			}
+			if got := hits.Load(); got != 1 {
+				t.Errorf("the server got %d requests, want 1", got)
+			}
+		})
 	}
 }
 
 // TestHTTPClientTimeoutAfterWrite: the same with the http.Client's own
 // timeout instead of the context's.
 func TestHTTPClientTimeoutAfterWrite(t *testing.T) {
-	var hits atomic.Int64
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-
+	srv, hits := hangingServer(t, false)
 	c := newClient(t, srv.URL, &client.Options{HTTPClient: &http.Client{Timeout: 200 * time.Millisecond}, Backoff: time.Millisecond})
 	token, tag := anyToken(t)
 	err := c.Redeem(context.Background(), token, tag, browserBindings, nil)
