@@ -84,3 +84,35 @@ func TestSlowLoris(t *testing.T) {
 		t.Fatal("header trickler still connected after 15s: the server reads headers trickled over 50s")
 	}
 }
+
+func TestHeaderLimit(t *testing.T) {
+	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--max-header-bytes", "4096"))
+	req, _ := http.NewRequest("POST", srv.url, strings.NewReader("{}"))
+	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+	resp, err := rpctest.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of headers: HTTP %d, want 431", resp.StatusCode)
+	}
+}
+
+// TestParamLimits: each limit answers -32602 with a message naming it.
+func TestParamLimits(t *testing.T) {
+	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile,
+		"--max-token-bytes", "64", "--max-bindings", "3", "--max-bindings-bytes", "100"))
+	tok := verifytest.Mint(t, verifytest.Key(), verify.Increment)
+	cases := map[string]map[string]any{
+		"64":  {"data": []string{b64(make([]byte, 65)), b64(tok.Tag)}, "bindings": []string{}},
+		"3":   {"data": []string{b64(tok.Token), b64(tok.Tag)}, "bindings": []string{"a", "b", "c", "d"}},
+		"100": {"data": []string{b64(tok.Token), b64(tok.Tag)}, "bindings": []string{strings.Repeat("x", 101)}},
+	}
+	for limit, params := range cases {
+		status, r := post(t, srv.url, rpctest.Request(1, "redeem", params))
+		if status != 400 || r.Code() != "-32602" || !strings.Contains(r.Error.Message, limit) {
+			t.Errorf("limit %s: HTTP %d %+v", limit, status, r.Error)
+		}
+	}
+}
