@@ -91,6 +91,7 @@ type testServer struct {
 	stopSig  chan os.Signal // stands for SIGTERM
 	reloaded chan error     // one value per reload
 	draining chan struct{}  // closed when shutdown begins
+	signals  chan int       // the count of stop values, after each
 	done     chan error
 }
 
@@ -111,7 +112,7 @@ func startServerLogging(t testing.TB, cfg *config.Config, logger *slog.Logger) *
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
 		cancel: cancel, hup: make(chan os.Signal, 1), stopSig: make(chan os.Signal, 2),
-		reloaded: make(chan error, 1), draining: make(chan struct{}), done: make(chan error, 1),
+		reloaded: make(chan error, 1), draining: make(chan struct{}), signals: make(chan int, 2), done: make(chan error, 1),
 	}
 	addrs := make(chan [2]net.Addr, 1)
 	lc := lifecycle{
@@ -120,6 +121,7 @@ func startServerLogging(t testing.TB, cfg *config.Config, logger *slog.Logger) *
 		listening: func(main, admin net.Addr) { addrs <- [2]net.Addr{main, admin} },
 		reloaded:  func(err error) { s.reloaded <- err },
 		draining:  func() { close(s.draining) },
+		signalled: func(n int) { s.signals <- n },
 	}
 	go func() { s.done <- runServer(ctx, cfg, logger, lc) }()
 	select {

@@ -93,9 +93,9 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 type lifecycle struct {
 	// hup: each value reloads the key files (SIGHUP).
 	hup <-chan os.Signal
-	// stop: each value is one SIGINT or SIGTERM. The first (or ctx ending)
-	// begins the graceful shutdown; the second stops at once, during the
-	// drain delay or while in-flight requests finish.
+	// stop: each value is one SIGINT or SIGTERM. The first value, or ctx
+	// ending, begins the graceful shutdown; the second value stops at
+	// once, during the drain delay or while in-flight requests finish.
 	stop <-chan os.Signal
 	// listening is told the addresses the server listens on (tests use
 	// port 0); admin is nil without an admin listener.
@@ -105,6 +105,9 @@ type lifecycle struct {
 	reloaded func(error)
 	// draining is told that shutdown has begun: /readyz fails from now on.
 	draining func()
+	// signalled is told, after each value received on stop, how many
+	// have come so far.
+	signalled func(n int)
 }
 
 // errStoppedAtOnce is runServer's answer to a second stop signal.
@@ -202,6 +205,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		lc.listening(ln.Addr(), adminAddr)
 	}
 
+	signals := 0 // values received on lc.stop
 	for running := true; running; {
 		select {
 		case <-lc.hup:
@@ -214,17 +218,30 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		case <-ctx.Done():
 			running = false
 		case <-lc.stop:
+			signals++
+			if lc.signalled != nil {
+				lc.signalled(signals)
+			}
 			running = false
 		}
 	}
-	// A second stop signal from here on stops at once.
+	// The second stop signal stops at once. When ctx ended first, the
+	// signal that ended it (main cancels ctx on the first one) may still
+	// be on its way to lc.stop: it counts as the first.
 	stopAtOnce := make(chan struct{})
 	go func() {
-		select {
-		case <-lc.stop:
-			close(stopAtOnce)
-		case <-groupCtx.Done():
+		for signals < 2 {
+			select {
+			case <-lc.stop:
+				signals++
+				if lc.signalled != nil {
+					lc.signalled(signals)
+				}
+			case <-groupCtx.Done():
+				return
+			}
 		}
+		close(stopAtOnce)
 	}()
 
 	handler.StartDraining()

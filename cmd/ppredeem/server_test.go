@@ -383,10 +383,12 @@ func TestPostgresOutageUnderLoad(t *testing.T) {
 
 // TestDrainDelay: once shutdown begins, /readyz fails while redemptions are
 // still served, for drain_delay; a second stop signal ends the drain at
-// once.
+// once. Cancelling the context stands for the first signal as main does
+// it (which also lands on the stop channel), so a stop value after it
+// counts as the first and the next one as the second.
 func TestDrainDelay(t *testing.T) {
 	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--drain-delay", "10m"))
-	srv.cancel() // what the first SIGTERM does
+	srv.cancel() // main, at the first SIGTERM
 	srv.cancel = nil
 	<-srv.draining
 	if status := getStatus(t, srv.base+"/readyz"); status != http.StatusServiceUnavailable {
@@ -394,6 +396,13 @@ func TestDrainDelay(t *testing.T) {
 	}
 	if _, r := post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, verifytest.Key(), verify.Increment))); r.Code() != "success" {
 		t.Errorf("redemption while draining: %+v", r.Error)
+	}
+	srv.stopSig <- os.Interrupt // the first SIGTERM, reaching the stop channel late
+	if n := <-srv.signals; n != 1 {
+		t.Fatalf("the first signal counted as signal %d", n)
+	}
+	if status := getStatus(t, srv.base+"/readyz"); status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz after the first signal: HTTP %d, want 503 (still draining)", status)
 	}
 	srv.stopSig <- os.Interrupt // the second SIGTERM
 	if err := srv.wait(30 * time.Second); !errors.Is(err, errStoppedAtOnce) {
