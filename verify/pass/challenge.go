@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// Fixed values of the challenge (RELAY.md §1).
+// Fixed values of the challenge.
 const (
 	// TokenType is the token_type of every challenge and pass: 2, Blind RSA
-	// (RFC 9578 §8.2.1).
+	// (RFC 9578 §6).
 	TokenType = 2
 	// OriginInfo is the origin_info of every challenge: the relay API path.
 	OriginInfo = "/api/privacy/v1/relays"
@@ -43,7 +43,7 @@ const (
 // macLabel separates the challenge MAC from any other use of the MAC key.
 const macLabel = "ppredeem relay challenge mac v1"
 
-// Challenge is a parsed challenge (RELAY.md §1), either as issued (the
+// Challenge is a parsed challenge, either as issued (the
 // base64url string of Issuer.Challenge, read by ParseChallenge) or as embedded
 // in a pass. Raw is the JSON object verbatim; the other fields are what the
 // MAC is checked over.
@@ -61,7 +61,7 @@ type Challenge struct {
 var challengeMembers = []string{"token_type", "issuer_name", "origin_info", "expires_at", "mac"}
 
 // ParseChallenge parses the base64url challenge string handed to clients
-// (RELAY.md §3.2). It checks the form only (see parseChallengeJSON); whether
+// (POST /api/privacy/v1/relays/challenge). It checks the form only (see parseChallengeJSON); whether
 // the values are as issued is Issuer.Verify's job. Errors wrap ErrMalformed.
 func ParseChallenge(challenge string) (*Challenge, error) {
 	raw, ok := decodeB64URL(challenge, MaxChallengeLen)
@@ -193,7 +193,7 @@ func appendLP(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// wireChallenge is the challenge object in the member order of RELAY.md §1.
+// wireChallenge is the challenge object in the member order of the package doc.
 type wireChallenge struct {
 	TokenType  uint16 `json:"token_type"`
 	IssuerName string `json:"issuer_name"`
@@ -203,7 +203,7 @@ type wireChallenge struct {
 }
 
 // marshalChallenge returns the challenge JSON object, compact, members in
-// the order of RELAY.md §1, without HTML escaping.
+// the order of the package doc, without HTML escaping.
 func marshalChallenge(w wireChallenge) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

@@ -96,8 +96,9 @@ type minted struct {
 	Signature  []byte
 }
 
-// mint is the client side of RELAY.md §1 and §2.2, written from RELAY.md
-// (not from the package's own helpers): get a challenge, check the
+// mint is the client side of the pass format (what the gateway does to
+// issue a pass), written from the format's description, not from the
+// package's own helpers: get a challenge, check the
 // token-key-id, build the nonce and token input, blind with circl's client
 // (RSABSSA-SHA384-PSS-Randomized, no Prepare prefix), have the issuer sign,
 // finalize, check the signature, assemble the pass.
@@ -239,3 +240,5 @@ func jsonText(tb testing.TB, v any) json.RawMessage {
 	}
 	return b
 }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultLifetime is how long after its challenge's expires_at a pass stays
-// redeemable unless Config.Lifetime says otherwise (RELAY.md §1: 90 days).
+// redeemable unless Config.Lifetime says otherwise (90 days).
 const DefaultLifetime = 90 * 24 * time.Hour
 
 // maxLifetime bounds Config.Lifetime: ten years.
@@ -56,7 +56,7 @@ func (c Config) Format(f fmt.State, verb rune) {
 		c.IssuerName, len(c.MACKeys), len(c.Keys.ClaimTypes()), c.Lifetime)
 }
 
-// Issuer issues challenges, blind-signs and verifies passes (RELAY.md §1)
+// Issuer issues challenges, blind-signs and verifies passes (see the package doc)
 // with one configuration. It is immutable and safe for concurrent use; a
 // reload builds a new Issuer. It does no I/O and never reads the clock: the
 // caller passes the time in.
@@ -118,7 +118,7 @@ func (is *Issuer) GoString() string { return is.String() }
 // Format prints String for every verb.
 func (is *Issuer) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, is.String()) }
 
-// IssuedChallenge is the answer of RELAY.md §3.2.
+// IssuedChallenge is the answer of POST /api/privacy/v1/relays/challenge.
 type IssuedChallenge struct {
 	Challenge  string    // challenge: base64url of the challenge JSON
 	TokenKey   string    // token-key of the active key
@@ -127,7 +127,7 @@ type IssuedChallenge struct {
 }
 
 // Challenge returns a challenge for the active key of claimType, issued at
-// now (RELAY.md §1): token_type 2, the issuer name, origin_info OriginInfo,
+// now (see the package doc): token_type 2, the issuer name, origin_info OriginInfo,
 // expires_at the first whole hour (UTC) at least one hour after now, and the
 // MAC under the first MAC key. An unknown claim type is ErrUnknownClaimType.
 func (is *Issuer) Challenge(claimType string, now time.Time) (*IssuedChallenge, error) {
@@ -160,7 +160,7 @@ func (is *Issuer) Challenge(claimType string, now time.Time) (*IssuedChallenge, 
 	}, nil
 }
 
-// BlindSign signs a blinded token (RELAY.md §3.3) with the key named by
+// BlindSign signs a blinded token (POST /api/v1/privacy-passes) with the key named by
 // tokenKeyID, which must be the active issuing key of its claim type (else
 // ErrUnknownKey; a key that only redeems does not sign). The blinded token
 // must be exactly the key's modulus length and in [1, n-1], else an *Error
@@ -217,7 +217,7 @@ var pssOptions = rsa.PSSOptions{SaltLength: sha512.Size384, Hash: crypto.SHA384}
 //
 // Errors are *Error values with a fixed Reason, except ErrExpired. Verify
 // does not check the claim type (Verdict.CheckClaimType) and does not record
-// the spend: both are the caller's job, in that order (RELAY.md §3.4).
+// the spend: both are the caller's job, in that order (the generate-claim endpoint checks them after the pass).
 func (is *Issuer) Verify(token string, now time.Time) (*Verdict, error) {
 	p, err := ParsePass(token)
 	if err != nil {

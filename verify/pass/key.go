@@ -28,7 +28,7 @@ const (
 // common generator uses (crypto/rsa.GenerateKey, openssl genrsa/genpkey).
 const publicExponent = 65537
 
-// Key is one RSA issuer key of RELAY.md §1: 2048 or 4096 bits, public
+// Key is one RSA issuer key: 2048 or 4096 bits, public
 // exponent 65537, two primes. It is immutable and safe for concurrent use.
 // The zero Key is not a key: make one with NewKey, GenerateKey or
 // ParseKeyPEM.
@@ -172,11 +172,11 @@ var errZeroKey = errors.New("pass: key not made by NewKey, GenerateKey or ParseK
 
 func (k *Key) valid() bool { return k != nil && k.priv != nil }
 
-// TokenKey is the token-key of RELAY.md §1: base64url without padding of the
+// TokenKey is the token-key of a challenge answer: base64url without padding of the
 // DER SubjectPublicKeyInfo (x509.MarshalPKIXPublicKey).
 func (k *Key) TokenKey() string { return k.tokenKey }
 
-// TokenKeyID is the token-key-id of RELAY.md §1: the lowercase hex SHA-256
+// TokenKeyID is the token-key-id: the lowercase hex SHA-256
 // of the DER SubjectPublicKeyInfo, 64 characters. Passes name their key by it.
 func (k *Key) TokenKeyID() string { return k.tokenKeyID }
 

@@ -9,7 +9,7 @@ import (
 // MaxClaimTypeLen bounds a claim type name.
 const MaxClaimTypeLen = 64
 
-// KeySet is the immutable set of issuer keys, per claim type (RELAY.md §1):
+// KeySet is the immutable set of issuer keys, per claim type:
 // for each claim type an ordered list whose first key is the active issuing
 // key and whose other keys only redeem (passes they signed stay valid for
 // their lifetime). It is safe for concurrent use; rotating keys means

@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 )
 
-// Sizes of the pass (RELAY.md §1).
+// Sizes of the pass.
 const (
 	// NonceLen is the length of token_nonce: 32 random bytes as lowercase hex.
 	NonceLen = 64
@@ -33,7 +33,7 @@ const (
 	maxSigB64Len = (maxSigLen*4 + 2) / 3
 )
 
-// Pass is a parsed privacy-pass-token (RELAY.md §1):
+// Pass is a parsed privacy-pass-token:
 //
 //	b64url({"token_nonce":"<nonce>","signature":"<b64url sig>","key_id":"<token-key-id>","challenge":<object>})
 type Pass struct {
@@ -102,13 +102,17 @@ func (p *Pass) TokenInput() [TokenInputLen]byte {
 }
 
 // SpendID returns the pass's double-spend identity, SHA-256 of the nonce
-// string (RELAY.md §1): the same 32 bytes as in the token input.
+// string: the same 32 bytes as in the token input.
 func (p *Pass) SpendID() [sha256.Size]byte { return sha256.Sum256([]byte(p.Nonce)) }
 
 // Encode returns the privacy-pass-token of p: base64url without padding of
-// the compact JSON object with the members in the order of RELAY.md §1 and
-// the challenge's Raw verbatim. ParsePass(p.Encode()) gives p back.
+// the compact JSON object with the members in the order of the package doc and
+// the challenge's Raw verbatim. ParsePass(p.Encode()) gives p back. It
+// returns "" for a pass without a challenge.
 func (p *Pass) Encode() string {
+	if p.Challenge == nil {
+		return ""
+	}
 	b, err := json.Marshal(struct {
 		Nonce     string          `json:"token_nonce"`
 		Signature string          `json:"signature"`
@@ -122,7 +126,7 @@ func (p *Pass) Encode() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// TokenInput is the message a pass signature verifies over (RELAY.md §1),
+// TokenInput is the message a pass signature verifies over,
 // TokenInputLen = 98 bytes:
 //
 //	0x00 0x02 || SHA256(nonce) || SHA256(mac) || SHA256(token_key_id)
@@ -130,7 +134,7 @@ func (p *Pass) Encode() string {
 // each hash over the UTF-8 bytes of the string as it appears in the pass
 // (the 64 hex characters of the nonce, the 43 base64url characters of the
 // challenge MAC, the 64 hex characters of the token-key-id). The first two
-// bytes are token_type 2, big-endian, as in RFC 9578 §2.2; the rest departs
+// bytes are token_type 2, big-endian, as in RFC 9578 §6.1; the rest departs
 // from RFC 9578 on purpose (see the package doc).
 func TokenInput(nonce, mac, tokenKeyID string) [TokenInputLen]byte {
 	var out [TokenInputLen]byte

@@ -93,10 +93,7 @@ func TestMutations(t *testing.T) {
 	// spacedJSON is the same object with whitespace added so that its length
 	// is 1 mod 3: its base64url has trailing bits and would need "==". It
 	// is the same pass and must verify.
-	spacedJSON := append([]byte(" "), rawJSON...)
-	for len(spacedJSON)%3 != 1 {
-		spacedJSON = append(spacedJSON, ' ')
-	}
+	spacedJSON := needingPadding(append([]byte(" "), rawJSON...))
 	spaced := base64.RawURLEncoding.EncodeToString(spacedJSON)
 	if _, err := is.Verify(spaced, testNow); err != nil {
 		t.Fatal("whitespace around the object:", err)

@@ -4,18 +4,20 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"unicode/utf8"
 )
 
 // decodeObject reads data as one JSON object whose members are exactly
 // names: every name present once, matched case-sensitively, nothing else,
 // nothing after the object but whitespace. It returns the raw value of each
-// member in the order of names. encoding/json alone would match names
-// case-insensitively, let a repeated member win, ignore unknown members and
-// missing ones, and turn invalid UTF-8 into U+FFFD; each is refused here
-// with a fixed reason.
+// member in the order of names (sub-slices of data). encoding/json alone
+// would match names case-insensitively, let a repeated member win, ignore
+// unknown and missing members, and turn invalid UTF-8 into U+FFFD; each is
+// refused here with a fixed reason.
 //
+// json.Valid checks the whole text first (RFC 8259 syntax); the walk below
+// then only has to find where each member name and value ends, which in
+// valid JSON is unambiguous. It does no further allocation than the result.
 // Member names are compared after JSON unescaping, and members may come in
 // any order with any whitespace: two texts that are the same JSON object are
 // the same pass.
@@ -23,40 +25,112 @@ func decodeObject(data []byte, names []string, what string) ([]json.RawMessage, 
 	if !utf8.Valid(data) {
 		return nil, malformed(what + " is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	if !json.Valid(data) {
+		return nil, malformed(what + " is not valid JSON")
+	}
+	i := skipSpace(data, 0)
+	if data[i] != '{' { // valid JSON is never only whitespace
 		return nil, malformed(what + " must be a JSON object")
 	}
 	vals := make([]json.RawMessage, len(names))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, malformed(what + " is not valid JSON")
+	i = skipSpace(data, i+1)
+	for data[i] != '}' {
+		end := stringEnd(data, i)
+		name, ok := jsonString(data[i:end])
+		if !ok {
+			return nil, malformed(what + " is not valid JSON") // unreachable after json.Valid
 		}
-		name, _ := tok.(string) // inside an object, dec.Token gives names as strings
-		i := indexOf(names, name)
-		if i < 0 {
+		k := indexOf(names, name)
+		if k < 0 {
 			return nil, malformed(what + " has an unknown member")
 		}
-		if vals[i] != nil {
+		if vals[k] != nil {
 			return nil, malformed(what + " has a repeated member")
 		}
-		if err := dec.Decode(&vals[i]); err != nil {
-			return nil, malformed(what + " is not valid JSON")
+		i = skipSpace(data, end) // at ':'
+		i = skipSpace(data, i+1) // at the value
+		end = valueEnd(data, i)
+		vals[k] = data[i:end:end]
+		i = skipSpace(data, end) // at ',' or '}'
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
 		}
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, malformed(what + " is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if skipSpace(data, i+1) != len(data) {
 		return nil, malformed(what + " has data after the object")
 	}
-	for i := range vals {
-		if vals[i] == nil {
-			return nil, malformed(what + " lacks a member: " + names[i])
+	for k := range vals {
+		if vals[k] == nil {
+			return nil, malformed(what + " lacks a member: " + names[k])
 		}
 	}
 	return vals, nil
+}
+
+// The helpers below walk text that json.Valid accepted; they do not check
+// syntax again.
+
+// skipSpace returns the index of the first non-whitespace byte at or after
+// i (RFC 8259 §2: space, tab, line feed, carriage return), or len(data).
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at data[i]
+// (a '"'). Inside a string only '\\' escapes and only '"' ends it.
+func stringEnd(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// valueEnd returns the index just past the value that starts at data[i].
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(data)
+	default: // number, true, false, null: up to a delimiter
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return len(data)
+	}
 }
 
 func indexOf(names []string, name string) int {
