@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -104,30 +106,44 @@ type minted struct {
 // finalize, check the signature, assemble the pass.
 func mint(tb testing.TB, is *Issuer, claimType string, now time.Time) minted {
 	tb.Helper()
-	ch, err := is.Challenge(claimType, now)
+	m, err := tryMint(is, claimType, now)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return m
+}
+
+// tryMint is mint returning its error, for use off the test goroutine.
+func tryMint(is *Issuer, claimType string, now time.Time) (minted, error) {
+	var no minted
+	ch, err := is.Challenge(claimType, now)
+	if err != nil {
+		return no, err
+	}
 	challengeJSON, err := base64.RawURLEncoding.DecodeString(ch.Challenge)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	var fields struct {
 		MAC string `json:"mac"`
 	}
 	if err := json.Unmarshal(challengeJSON, &fields); err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	der, err := base64.RawURLEncoding.DecodeString(ch.TokenKey)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	if sum := sha256.Sum256(der); hex.EncodeToString(sum[:]) != ch.TokenKeyID {
-		tb.Fatal("token-key-id is not SHA-256 of the token-key")
+		return no, errors.New("token-key-id is not SHA-256 of the token-key")
 	}
 	pubAny, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
+	}
+	pub, ok := pubAny.(*rsa.PublicKey)
+	if !ok {
+		return no, fmt.Errorf("token-key is a %T, not RSA", pubAny)
 	}
 	var nb [32]byte
 	rand.Read(nb[:])
@@ -139,39 +155,45 @@ func mint(tb testing.TB, is *Issuer, claimType string, now time.Time) minted {
 		input = append(input, h[:]...)
 	}
 
-	client, err := blindrsa.NewClient(blindrsa.SHA384PSSRandomized, mustRSA(tb, pubAny))
+	client, err := blindrsa.NewClient(blindrsa.SHA384PSSRandomized, pub)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	blinded, state, err := client.Blind(rand.Reader, input)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	blindSig, ct, err := is.BlindSign(ch.TokenKeyID, blinded)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	if ct != claimType {
-		tb.Fatalf("BlindSign claim type %q, want %q", ct, claimType)
+		return no, fmt.Errorf("BlindSign claim type %q, want %q", ct, claimType)
 	}
 	sig, err := client.Finalize(state, blindSig)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
-	verifier, err := blindrsa.NewVerifier(blindrsa.SHA384PSSRandomized, mustRSA(tb, pubAny))
+	verifier, err := blindrsa.NewVerifier(blindrsa.SHA384PSSRandomized, pub)
 	if err != nil {
-		tb.Fatal(err)
+		return no, err
 	}
 	if err := verifier.Verify(input, sig); err != nil {
-		tb.Fatal("circl does not verify the finalized signature:", err)
+		return no, fmt.Errorf("circl does not verify the finalized signature: %w", err)
 	}
-	token := assemble(tb, map[string]any{
+	b, err := json.Marshal(map[string]any{
 		"token_nonce": nonce,
 		"signature":   base64.RawURLEncoding.EncodeToString(sig),
 		"key_id":      ch.TokenKeyID,
 		"challenge":   json.RawMessage(challengeJSON),
 	})
-	return minted{Token: token, Nonce: nonce, MAC: fields.MAC, TokenKeyID: ch.TokenKeyID, Challenge: challengeJSON, Signature: sig}
+	if err != nil {
+		return no, err
+	}
+	return minted{
+		Token: base64.RawURLEncoding.EncodeToString(b), Nonce: nonce, MAC: fields.MAC,
+		TokenKeyID: ch.TokenKeyID, Challenge: challengeJSON, Signature: sig,
+	}, nil
 }
 
 // assemble is b64url(JSON(members)).
@@ -221,15 +243,6 @@ func editChallenge(tb testing.TB, token string, edit func(c map[string]json.RawM
 		}
 		m["challenge"] = b
 	})
-}
-
-func mustRSA(tb testing.TB, pub any) *rsa.PublicKey {
-	tb.Helper()
-	k, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		tb.Fatalf("token-key is a %T, not RSA", pub)
-	}
-	return k
 }
 
 func jsonText(tb testing.TB, v any) json.RawMessage {

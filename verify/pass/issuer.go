@@ -56,8 +56,8 @@ func (c Config) Format(f fmt.State, verb rune) {
 		c.IssuerName, len(c.MACKeys), len(c.Keys.ClaimTypes()), c.Lifetime)
 }
 
-// Issuer issues challenges, blind-signs and verifies passes (see the package doc)
-// with one configuration. It is immutable and safe for concurrent use; a
+// Issuer issues challenges, blind-signs and verifies passes (see the
+// package doc) with one configuration. It is immutable and safe for concurrent use; a
 // reload builds a new Issuer. It does no I/O and never reads the clock: the
 // caller passes the time in.
 type Issuer struct {
@@ -160,18 +160,19 @@ func (is *Issuer) Challenge(claimType string, now time.Time) (*IssuedChallenge, 
 	}, nil
 }
 
-// BlindSign signs a blinded token (POST /api/v1/privacy-passes) with the key named by
-// tokenKeyID, which must be the active issuing key of its claim type (else
-// ErrUnknownKey; a key that only redeems does not sign). The blinded token
-// must be exactly the key's modulus length and in [1, n-1], else an *Error
-// wrapping ErrBlindedToken. It returns the claim type of the key with the
-// blind signature, for billing.
+// BlindSign signs a blinded token (POST /api/v1/privacy-passes) with the
+// key named by tokenKeyID, which must be the active issuing key of its claim
+// type (else ErrUnknownKey; a key that only redeems does not sign). The
+// blinded token must be exactly the key's modulus length and in [1, n-1],
+// else an *Error wrapping ErrBlindedToken. It returns the claim type of the
+// key with the blind signature, for billing. The result depends only on the
+// key and the blinded token (an RSA signature is unique), so a retried
+// request gets the same signature.
 func (is *Issuer) BlindSign(tokenKeyID string, blinded []byte) (blindSig []byte, claimType string, err error) {
-	key, ok := is.keys.activeKey(tokenKeyID)
+	key, claimType, ok := is.keys.activeKey(tokenKeyID)
 	if !ok {
 		return nil, "", ErrUnknownKey
 	}
-	_, claimType, _ = is.keys.Lookup(tokenKeyID)
 	sig, err := key.BlindSign(blinded)
 	if err != nil {
 		return nil, "", err

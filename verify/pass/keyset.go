@@ -113,9 +113,12 @@ func (s *KeySet) Lookup(tokenKeyID string) (key *Key, claimType string, ok bool)
 	return e.key, e.claimType, ok
 }
 
-// activeKey returns the key with the given token-key-id if it is the active
-// issuing key of its claim type.
-func (s *KeySet) activeKey(tokenKeyID string) (*Key, bool) {
+// activeKey returns the key with the given token-key-id, and its claim
+// type, if it is the active issuing key of that claim type.
+func (s *KeySet) activeKey(tokenKeyID string) (*Key, string, bool) {
 	e, ok := s.byID[tokenKeyID]
-	return e.key, ok && e.active
+	if !ok || !e.active {
+		return nil, "", false
+	}
+	return e.key, e.claimType, true
 }

@@ -27,8 +27,11 @@ func TestKeySet(t *testing.T) {
 			t.Errorf("Lookup(%s) = %v %q %v", k, got, ct, ok)
 		}
 	}
-	if _, ok := ks.activeKey(b.TokenKeyID()); ok {
+	if _, _, ok := ks.activeKey(b.TokenKeyID()); ok {
 		t.Error("a redeem-only key is active")
+	}
+	if k, ct, ok := ks.activeKey(a.TokenKeyID()); !ok || k != a || ct != claimAge {
+		t.Error("the active key is not active")
 	}
 	if _, _, ok := ks.Lookup(a.ID()); ok {
 		t.Error("Lookup by store ID")

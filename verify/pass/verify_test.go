@@ -1,6 +1,8 @@
 package pass
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,8 +10,11 @@ import (
 	"errors"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/cloudflare/circl/blindsign/blindrsa"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -303,5 +308,104 @@ func TestSignatureNotBelowModulus(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Err != ErrInvalid || e.Reason != "signature does not verify" {
 		t.Errorf("signature n-1: %v", err)
+	}
+}
+
+// TestPreparedClientRefused: a client that runs circl's Prepare (the 32-byte
+// random prefix of the Randomized variant) signs prefix || token input, not
+// the token input; its pass must not verify.
+func TestPreparedClientRefused(t *testing.T) {
+	is := newIssuer(t)
+	ch, err := is.Challenge(claimAge, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseChallenge(ch.Challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := is.Keys().Active(claimAge)
+	client, err := blindrsa.NewClient(blindrsa.SHA384PSSRandomized, key.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := NewNonce()
+	input := TokenInput(nonce, c.MAC, ch.TokenKeyID)
+	prepared, err := client.Prepare(rand.Reader, input[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	blinded, state, err := client.Blind(rand.Reader, prepared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blindSig, _, err := is.BlindSign(ch.TokenKeyID, blinded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := client.Finalize(state, blindSig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Pass{Nonce: nonce, Signature: sig, KeyID: ch.TokenKeyID, Challenge: c}
+	expectErr(t, is, p.Encode(), testNow, ErrInvalid)
+}
+
+// TestConcurrentUse mints and verifies from several goroutines at once (run
+// with -race).
+func TestConcurrentUse(t *testing.T) {
+	is := newIssuer(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			ct := claimAge
+			if i%2 == 1 {
+				ct = claimOther
+			}
+			m, err := tryMint(is, ct, testNow)
+			if err != nil {
+				errs <- err
+				return
+			}
+			v, err := is.Verify(m.Token, testNow)
+			if err == nil && v.ClaimType != ct {
+				err = errors.New("wrong claim type")
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestEncodeRoundTrip: Encode of a parsed pass parses to the same pass and
+// verifies.
+func TestEncodeRoundTrip(t *testing.T) {
+	is := newIssuer(t)
+	m := mint(t, is, claimAge, testNow)
+	p, err := ParsePass(m.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Nonce != m.Nonce || p.KeyID != m.TokenKeyID || !bytes.Equal(p.Signature, m.Signature) || string(p.Challenge.Raw) != string(m.Challenge) {
+		t.Fatal("ParsePass fields")
+	}
+	if in := p.TokenInput(); in != TokenInput(m.Nonce, m.MAC, m.TokenKeyID) || len(in) != 98 || in[0] != 0 || in[1] != 2 {
+		t.Fatal("TokenInput")
+	}
+	if _, err := is.Verify(p.Encode(), testNow); err != nil {
+		t.Fatal(err)
+	}
+	if (&Pass{}).Encode() != "" {
+		t.Error("Encode of a pass without challenge")
+	}
+	if n := NewNonce(); !isLowerHex(n, 64) || n == NewNonce() {
+		t.Error("NewNonce")
 	}
 }
