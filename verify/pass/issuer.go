@@ -109,6 +109,16 @@ func (is *Issuer) Keys() *KeySet { return is.keys }
 // Lifetime returns the pass lifetime after expires_at.
 func (is *Issuer) Lifetime() time.Duration { return is.lifetime }
 
+// PassNotAfter is the last instant a pass whose challenge was issued at
+// issuedAt can be redeemed: its expires_at plus the lifetime. A key that
+// stopped issuing at t (Issuer.BlindSign refuses keys that are not active,
+// and a challenge names its key under the MAC) signed no pass redeemable
+// after PassNotAfter(t): from then on the spent-token store may forget that
+// key's records.
+func (is *Issuer) PassNotAfter(issuedAt time.Time) time.Time {
+	return expiresAt(issuedAt).Add(is.lifetime)
+}
+
 // String returns "pass.Issuer(<issuer name>)"; it never prints the MAC keys.
 func (is *Issuer) String() string { return fmt.Sprintf("pass.Issuer(%q)", is.name) }
 

@@ -177,6 +177,9 @@ func TestExpiry(t *testing.T) {
 				t.Errorf("NotAfter %v, want %v", v.NotAfter, notAfter)
 			}
 		}
+		if got := is.PassNotAfter(testNow); !got.Equal(notAfter) {
+			t.Errorf("PassNotAfter %v, want %v", got, notAfter)
+		}
 		// Invalid wins over expired: a forged pass is never "expired".
 		forged := editPass(t, m.Token, func(p map[string]json.RawMessage) { p["token_nonce"] = jsonText(t, strings.Repeat("0", 64)) })
 		expectErr(t, is, forged, notAfter.Add(time.Hour), ErrInvalid)
