@@ -55,7 +55,8 @@ type Challenge struct {
 	MAC        string    // base64url text of the 32-byte MAC, as in the JSON
 	Raw        json.RawMessage
 
-	mac [macLen]byte // MAC decoded
+	mac     [macLen]byte // MAC decoded
+	expText string       // expires_at as in the JSON (its only spelling)
 }
 
 var challengeMembers = []string{"token_type", "issuer_name", "origin_info", "expires_at", "mac"}
@@ -68,7 +69,7 @@ func ParseChallenge(challenge string) (*Challenge, error) {
 	if !ok {
 		return nil, malformed("challenge must be canonical base64url without padding")
 	}
-	return parseChallengeJSON(raw)
+	return parseChallengeJSON(raw, false)
 }
 
 // parseChallengeJSON parses the challenge JSON object strictly:
@@ -83,12 +84,13 @@ func ParseChallenge(challenge string) (*Challenge, error) {
 //     writes it (so one instant has one spelling);
 //   - mac a string of canonical base64url of 32 bytes (43 characters).
 //
-// Raw keeps raw (not copied: the caller must not modify it).
-func parseChallengeJSON(raw []byte) (*Challenge, error) {
+// Raw keeps raw (not copied: the caller must not modify it). checked says
+// raw is a value of a document decodeObject has checked already.
+func parseChallengeJSON(raw []byte, checked bool) (*Challenge, error) {
 	if len(raw) > maxChallengeJSON {
 		return nil, malformed("challenge is too long")
 	}
-	v, err := decodeObject(raw, challengeMembers, "challenge")
+	v, err := decodeObject(raw, challengeMembers, "challenge", checked)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +117,7 @@ func parseChallengeJSON(raw []byte) (*Challenge, error) {
 	if !ok {
 		return nil, malformed("challenge expires_at must be a string")
 	}
+	c.expText = exp
 	if c.ExpiresAt, ok = parseExpiresAt(exp); !ok {
 		return nil, malformed(`challenge expires_at must be RFC 3339 UTC in the form 2006-01-02T15:04:05Z`)
 	}

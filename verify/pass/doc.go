@@ -93,7 +93,8 @@
 //
 //   - strings over MaxTokenLen, and base64url that is not canonical: padding,
 //     the standard alphabet, line breaks, non-zero trailing bits (the
-//     decoded bytes are re-encoded and compared);
+//     input must be exactly as long as the canonical encoding of what it
+//     decodes to, which is re-encoding and comparing without the copy);
 //   - JSON that is invalid, not valid UTF-8, not an object, or has data
 //     after it;
 //   - a missing, repeated or unknown member, or a member name in another

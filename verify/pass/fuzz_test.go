@@ -214,7 +214,7 @@ func FuzzDecodeObject(f *testing.F) {
 	}
 	names := []string{"a", "b"}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := decodeObject(data, names, "x")
+		got, err := decodeObject(data, names, "x", false)
 		want, ok := refDecodeObject(data, names)
 		if (err == nil) != ok {
 			t.Fatalf("decodeObject error %v, reference ok %v", err, ok)
@@ -223,6 +223,25 @@ func FuzzDecodeObject(f *testing.F) {
 			if !bytes.Equal(got[i], want[i]) {
 				t.Fatalf("member %s: %q, reference %q", names[i], got[i], want[i])
 			}
+		}
+	})
+}
+
+// FuzzDecodeB64URL checks decodeB64URL's length test against the obvious
+// rule: strict decoding, then re-encoding must give the input back.
+func FuzzDecodeB64URL(f *testing.F) {
+	for _, s := range []string{"", "AA", "AB", "AAA", "AAAA", "A", "AA==", "A\nA", "AA\r\n", "-_", "+/", "QUJD", "QUJDRA", "QUJDRB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := decodeB64URL(s, 1<<20)
+		b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+		want := err == nil && base64.RawURLEncoding.EncodeToString(b) == s
+		if ok != want {
+			t.Fatalf("decodeB64URL(%q) ok=%v, re-encoding says %v", s, ok, want)
+		}
+		if ok && !bytes.Equal(got, b) {
+			t.Fatal("different bytes")
 		}
 	})
 }

@@ -277,11 +277,10 @@ func (is *Issuer) Verify(token string, now time.Time) (*Verdict, error) {
 // in constant time. It tries all keys, so its time does not say which one
 // matched.
 func (is *Issuer) macValid(c *Challenge, tokenKeyID string) bool {
-	exp := c.ExpiresAt.Format(ExpiresAtLayout) // the text as parsed: parseExpiresAt accepts only this form
 	ok := false
 	var want [macLen]byte
 	for _, k := range is.macKeys {
-		challengeMAC(&want, k, c.TokenType, c.IssuerName, c.OriginInfo, exp, tokenKeyID)
+		challengeMAC(&want, k, c.TokenType, c.IssuerName, c.OriginInfo, c.expText, tokenKeyID)
 		if hmac.Equal(want[:], c.mac[:]) {
 			ok = true
 		}

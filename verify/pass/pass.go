@@ -66,7 +66,7 @@ func ParsePass(token string) (*Pass, error) {
 	if !ok {
 		return nil, malformed("privacy pass must be canonical base64url without padding")
 	}
-	v, err := decodeObject(data, passMembers, "privacy pass")
+	v, err := decodeObject(data, passMembers, "privacy pass", false)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func ParsePass(token string) (*Pass, error) {
 	if len(v[3]) == 0 || v[3][0] != '{' {
 		return nil, malformed("challenge must be a JSON object")
 	}
-	if p.Challenge, err = parseChallengeJSON(v[3]); err != nil {
+	if p.Challenge, err = parseChallengeJSON(v[3], true); err != nil {
 		return nil, err
 	}
 	return p, nil
