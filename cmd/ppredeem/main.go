@@ -37,5 +37,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
+	root.AddCommand(newVersionCommand(), newHealthcheckCommand())
+	setVersion(root)
 	return root
 }
