@@ -47,5 +47,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
+	root.AddCommand(newVersionCommand(), newHealthcheckCommand())
+	setVersion(root)
 	return root
 }
