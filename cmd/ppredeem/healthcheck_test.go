@@ -101,7 +101,7 @@ func TestHealthcheckWhileDraining(t *testing.T) {
 	t.Setenv("PPREDEEM_CONFIG", "")
 	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--drain-delay", "3s"))
 	srv.cancel() // what SIGTERM does
-	waitFor(t, func() bool { return getStatus(t, srv.base+"/readyz") == http.StatusServiceUnavailable })
+	waitFor(t, "readyz 503 while draining", func() bool { return getStatus(t, srv.base+"/readyz") == http.StatusServiceUnavailable })
 	_, err := run(t, "healthcheck", "--url", srv.base+"/readyz")
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "shutting down") {
 		t.Errorf("healthcheck while draining: %v", err)
