@@ -112,10 +112,10 @@ var (
 // know become 500 "Internal error": their text is logged, never sent.
 func answer(err error) (status int, title string, body []byte) {
 	var (
-		ref *refusal
-		up  *upstreamError
+		ref  *refusal
+		up   *upstreamError
 		nerr *networkError
-		bad *badUpstreamError
+		bad  *badUpstreamError
 	)
 	switch {
 	case errors.As(err, &ref):

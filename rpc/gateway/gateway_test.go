@@ -919,7 +919,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	pass := e.pass(t)
 	r := e.redeem(t, token, secret, pass)
 	payload, _ := r.members(t)["claim-payload"].(string)
-	e.redeem(t, token, "wrong-"+secret, pass)                         // upstream 404
+	e.redeem(t, token, "wrong-"+secret, pass)                           // upstream 404
 	e.post(t, "/relays/privacy-passes", bearer("pk_unknown_key"), `{}`) // refused
 	e.post(t, "/relays/privacy-passes", bearer("pk_unknown_key"), `{"claim-type":"`+claimType+`"}`)
 	e.p.signWith = otherKey

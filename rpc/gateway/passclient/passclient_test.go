@@ -233,7 +233,9 @@ func TestIssueRefusesBadInputsBeforeSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	with := func(f func(*passclient.Issuance)) passclient.Issuance { i := good; f(&i); return i }
-	challenge := func(j string) passclient.Issuance { return with(func(i *passclient.Issuance) { i.Challenge = b64([]byte(j)) }) }
+	challenge := func(j string) passclient.Issuance {
+		return with(func(i *passclient.Issuance) { i.Challenge = b64([]byte(j)) })
+	}
 	cases := []struct {
 		name string
 		iss  passclient.Issuance
@@ -314,7 +316,7 @@ func TestIssueRefusesBadSignatures(t *testing.T) {
 			s, err := blindrsa.NewSigner(sk).BlindSign(b)
 			return append([]byte{0}, s...), err
 		}, passclient.ErrSignature},
-		"empty": {func(context.Context, []byte, string) ([]byte, error) { return nil, nil }, passclient.ErrSignature},
+		"empty":        {func(context.Context, []byte, string) ([]byte, error) { return nil, nil }, passclient.ErrSignature},
 		"signer error": {func(context.Context, []byte, string) ([]byte, error) { return nil, errUpstream }, errUpstream},
 	}
 	for name, c := range cases {
