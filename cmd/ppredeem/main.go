@@ -37,5 +37,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
+	root.AddCommand(newGatewayCommand())
 	return root
 }
