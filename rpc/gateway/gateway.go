@@ -193,7 +193,7 @@ func (h *Handler) endpoint(name string, fn endpointFunc) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set(RequestIDHeader, id)
-		tr := &trace{id: id}
+		tr := &trace{id: id, deadline: start.Add(h.timeout)}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), traceKey{}, tr), h.timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -343,6 +343,7 @@ func (h *Handler) noRoute(_ http.ResponseWriter, r *http.Request) error {
 // trace collects, for the log line, what happened while serving a request.
 type trace struct {
 	id       string
+	deadline time.Time // on the Options.Now clock; ctx carries the real one
 	attempts int    // upstream attempts, retries included
 	relay    string // relayHash of the relay token, on redeem
 	allow    string // the Allow header of a 405

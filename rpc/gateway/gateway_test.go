@@ -65,7 +65,7 @@ func (e *env) waited() []time.Duration {
 
 // newEnv starts a fake provider and a gateway in front of it. Waits between
 // retries are recorded and return at once; opts may change any option.
-func newEnv(t *testing.T, opts ...func(*env, *gateway.Options)) *env {
+func newEnv(t testing.TB, opts ...func(*env, *gateway.Options)) *env {
 	t.Helper()
 	e := &env{p: newProvider(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	o := gateway.Options{
@@ -100,7 +100,7 @@ type response struct {
 }
 
 // members decodes a JSON object answer.
-func (r response) members(t *testing.T) map[string]any {
+func (r response) members(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -111,7 +111,7 @@ func (r response) members(t *testing.T) map[string]any {
 
 // title is the first error title of an errors-shaped answer, checking the
 // shape.
-func (r response) title(t *testing.T) string {
+func (r response) title(t testing.TB) string {
 	t.Helper()
 	var doc struct {
 		Errors []struct {
@@ -128,7 +128,7 @@ func (r response) title(t *testing.T) string {
 	return doc.Errors[0].Title
 }
 
-func do(t *testing.T, method, url string, header map[string]string, body string) response {
+func do(t testing.TB, method, url string, header map[string]string, body string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -154,7 +154,7 @@ func do(t *testing.T, method, url string, header map[string]string, body string)
 	return response{status: resp.StatusCode, header: resp.Header, body: raw}
 }
 
-func (e *env) post(t *testing.T, path string, header map[string]string, body string) response {
+func (e *env) post(t testing.TB, path string, header map[string]string, body string) response {
 	t.Helper()
 	return do(t, http.MethodPost, e.url+path, header, body)
 }
@@ -172,7 +172,7 @@ func jsonText(v any) string {
 }
 
 // relay creates a relay through the gateway and returns its three members.
-func (e *env) relay(t *testing.T, body string) (token, secret, access string) {
+func (e *env) relay(t testing.TB, body string) (token, secret, access string) {
 	t.Helper()
 	r := e.post(t, "/relays", nil, body)
 	if r.status != http.StatusOK {
@@ -192,7 +192,7 @@ func (e *env) relay(t *testing.T, body string) (token, secret, access string) {
 }
 
 // pass issues a pass through the gateway.
-func (e *env) pass(t *testing.T) string {
+func (e *env) pass(t testing.TB) string {
 	t.Helper()
 	r := e.post(t, "/relays/privacy-passes", bearer(testAPIKey), `{"claim-type":"`+claimType+`"}`)
 	if r.status != http.StatusOK {
@@ -206,7 +206,7 @@ func (e *env) pass(t *testing.T) string {
 	return pass
 }
 
-func (e *env) redeem(t *testing.T, token, secret, pass string) response {
+func (e *env) redeem(t testing.TB, token, secret, pass string) response {
 	t.Helper()
 	return e.post(t, "/relays/"+token+"/redeem", secretHeader(secret), jsonText(map[string]string{"privacy-pass-token": pass}))
 }
@@ -514,12 +514,22 @@ func TestCallerDeadline(t *testing.T) {
 }
 
 // TestRetryStopsAtDeadline: a retry whose wait would end past the deadline
-// is not made; the last answer stands.
+// is not made; the last answer stands. The clock is the injected one: each
+// wait moves it on by its length.
 func TestRetryStopsAtDeadline(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	e := newEnv(t, func(e *env, o *gateway.Options) {
-		o.Backoff = []time.Duration{time.Hour}
-		o.Sleep = func(context.Context, time.Duration) error {
-			t.Error("waited past the deadline")
+		o.RequestTimeout = 10 * time.Second
+		o.Backoff = []time.Duration{5 * time.Second, 20 * time.Second}
+		o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		o.Sleep = func(_ context.Context, d time.Duration) error {
+			mu.Lock()
+			now = now.Add(d)
+			mu.Unlock()
+			e.mu.Lock()
+			e.waits = append(e.waits, d)
+			e.mu.Unlock()
 			return nil
 		}
 	})
@@ -528,8 +538,11 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 		return true
 	}
 	r := e.post(t, "/relays", nil, `{"claim-type":"x"}`)
-	if r.status != http.StatusServiceUnavailable || r.title(t) != "Service unavailable" || e.p.count(routeRelays) != 1 {
+	if r.status != http.StatusServiceUnavailable || r.title(t) != "Service unavailable" || e.p.count(routeRelays) != 2 {
 		t.Fatalf("HTTP %d %s after %d attempts", r.status, r.body, e.p.count(routeRelays))
+	}
+	if w := e.waited(); !slices.Equal(w, []time.Duration{5 * time.Second}) {
+		t.Fatalf("waits %v: the 20s wait ends past the 10s deadline", w)
 	}
 }
 

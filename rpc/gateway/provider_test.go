@@ -31,7 +31,7 @@ import (
 // blindrsa signer and checks passes with crypto/rsa, independently of the
 // gateway's client code.
 type provider struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	sk     *rsa.PrivateKey
@@ -96,7 +96,7 @@ var (
 	otherKey    *rsa.PrivateKey
 )
 
-func newProvider(t *testing.T) *provider {
+func newProvider(t testing.TB) *provider {
 	t.Helper()
 	fakeKeyOnce.Do(func() {
 		var err error

@@ -74,7 +74,7 @@ func (u *upstream) do(ctx context.Context, c call) ([]byte, error) {
 			return nil, err
 		}
 		wait := u.backoff[retry]
-		if deadline, ok := ctx.Deadline(); ok && !u.now().Add(wait).Before(deadline) {
+		if !u.fits(ctx, wait) {
 			// Waiting would only end in a timeout: the last answer says more.
 			return nil, err
 		}
@@ -83,6 +83,18 @@ func (u *upstream) do(ctx context.Context, c call) ([]byte, error) {
 			return nil, contextError(ctx)
 		}
 	}
+}
+
+// fits reports whether a wait of d ends before the request's deadline: the
+// one the handler set on the injected clock, or else ctx's.
+func (u *upstream) fits(ctx context.Context, d time.Duration) bool {
+	if tr := traceFrom(ctx); tr != nil && !tr.deadline.IsZero() {
+		return u.now().Add(d).Before(tr.deadline)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		return time.Now().Add(d).Before(deadline)
+	}
+	return true
 }
 
 // retryable says whether a failure is worth another attempt, and why (the

@@ -31,8 +31,7 @@ var (
 	key2048     *rsa.PrivateKey
 )
 
-func testKey2048(t *testing.T) *rsa.PrivateKey {
-	t.Helper()
+func testKey2048(testing.TB) *rsa.PrivateKey {
 	key2048Once.Do(func() {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
@@ -345,4 +344,71 @@ func TestIssueRandomnessFailure(t *testing.T) {
 	if _, err := passclient.Issue(context.Background(), strings.NewReader("short"), iss, s.sign); err == nil || s.calls != 0 {
 		t.Fatalf("a failing random source must stop issuance before signing: %v", err)
 	}
+}
+
+// BenchmarkIssue is the client's share of issuance plus one blind signature
+// (BenchmarkBlindSign): subtract to get the client's cost.
+//
+//	go test -run '^$' -bench . ./rpc/gateway/passclient/
+func BenchmarkIssue(b *testing.B) {
+	sk := testKey2048(nil)
+	iss := issuanceB(b, &sk.PublicKey)
+	sign := (&signer{sk: sk}).sign
+	for b.Loop() {
+		if _, err := passclient.Issue(context.Background(), rand.Reader, iss, sign); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBlindSign is the signer's share alone (circl's blindrsa signer,
+// 2048-bit key).
+func BenchmarkBlindSign(b *testing.B) {
+	sk := testKey2048(nil)
+	blinded := make([]byte, sk.Size())
+	rand.Read(blinded)
+	blinded[0] = 0
+	s := blindrsa.NewSigner(sk)
+	for b.Loop() {
+		if _, err := s.BlindSign(blinded); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func issuanceB(b *testing.B, pk *rsa.PublicKey) passclient.Issuance {
+	der, err := x509.MarshalPKIXPublicKey(pk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return passclient.Issuance{Challenge: b64([]byte(challengeJSON)), TokenKey: b64(der), TokenKeyID: passclient.KeyID(der)}
+}
+
+// FuzzChallenge: whatever challenge the provider sends, Issue either
+// refuses it with ErrChallenge (before any signing) or returns a pass that
+// is JSON and embeds the challenge byte for byte.
+func FuzzChallenge(f *testing.F) {
+	for _, seed := range []string{challengeJSON, `{"token_type":2,"mac":"m"}`, " {\"mac\":\"\\u006d\",\"token_type\":2} ", `null`, `[]`, `{"token_type":2.0,"mac":"m"}`, "{\"token_type\":2,\"mac\":\"\xff\"}"} {
+		f.Add([]byte(seed))
+	}
+	sk := testKey2048(nil)
+	der, err := x509.MarshalPKIXPublicKey(&sk.PublicKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, challenge []byte) {
+		iss := passclient.Issuance{Challenge: b64(challenge), TokenKey: b64(der), TokenKeyID: passclient.KeyID(der)}
+		s := &signer{sk: sk}
+		pass, err := passclient.Issue(context.Background(), rand.Reader, iss, s.sign)
+		if err != nil {
+			if !errors.Is(err, passclient.ErrChallenge) || pass != nil || s.calls != 0 {
+				t.Fatalf("err %v, pass %v, %d signatures", err, pass, s.calls)
+			}
+			return
+		}
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(pass.Token)
+		if err != nil || !json.Valid(raw) || !strings.HasSuffix(string(raw), `"challenge":`+string(challenge)+`}`) {
+			t.Fatalf("pass %q for challenge %q", raw, challenge)
+		}
+	})
 }
