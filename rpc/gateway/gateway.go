@@ -344,9 +344,9 @@ func (h *Handler) noRoute(_ http.ResponseWriter, r *http.Request) error {
 type trace struct {
 	id       string
 	deadline time.Time // on the Options.Now clock; ctx carries the real one
-	attempts int    // upstream attempts, retries included
-	relay    string // relayHash of the relay token, on redeem
-	allow    string // the Allow header of a 405
+	attempts int       // upstream attempts, retries included
+	relay    string    // relayHash of the relay token, on redeem
+	allow    string    // the Allow header of a 405
 }
 
 type traceKey struct{}
