@@ -7,6 +7,9 @@
 //	flag              --database-url
 //	environment       PPREDEEM_DATABASE_URL
 //
+// One exception: a command may drop a prefix from its own flags
+// (BindRenamed): `ppredeem gateway --listen` is gateway_listen.
+//
 // Precedence is flag, then environment, then config file, then the default.
 // The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
 // extension) is decoded strictly: a key this package does not know is an

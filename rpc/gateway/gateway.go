@@ -218,23 +218,26 @@ func (h *Handler) endpoint(name string, fn endpointFunc) http.Handler {
 	})
 }
 
-// logRequest writes the request's line: successes at debug, refusals and
-// upstream answers at info, failures to reach the upstream at warn, the
-// gateway's own faults at error. Only fixed texts, hashes, statuses and
-// counts go in; the error text only for faults of the gateway or the
-// network (net/http's text, without the URL).
+// logRequest writes the request's line: successes at debug; refusals and
+// upstream 4xx answers at info; upstream 5xx answers, network errors,
+// timeouts and answers the provider API never gives at warn; the gateway's
+// own faults at error. Only fixed texts, hashes, statuses and counts go in;
+// the error text only at warn and error, where it is this package's or
+// net/http's (without the URL), never request data.
 func (h *Handler) logRequest(ctx context.Context, name string, status int, title string, err error, tr *trace, elapsed time.Duration) {
-	level := slog.LevelDebug
-	var nerr *networkError
-	var bad *badUpstreamError
+	var up *upstreamError
+	level := slog.LevelInfo
 	switch {
 	case err == nil:
-	case status == http.StatusInternalServerError && title == TitleInternal:
+		level = slog.LevelDebug
+	case errors.As(err, &up):
+		if up.status >= 500 {
+			level = slog.LevelWarn
+		}
+	case status == http.StatusInternalServerError:
 		level = slog.LevelError
-	case errors.As(err, &nerr) || errors.As(err, &bad) || errors.Is(err, errTimeout):
+	case status >= 500:
 		level = slog.LevelWarn
-	default:
-		level = slog.LevelInfo
 	}
 	if name == "healthz" || name == "readyz" {
 		level = min(level, slog.LevelDebug)
