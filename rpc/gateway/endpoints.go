@@ -46,17 +46,13 @@ func (h *Handler) createRelay(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var res relayResponse
-	if err := decodeAnswer(answer, "create_relay", func(o object) (err error) {
-		res.RelayToken, err = requiredString(o, "relay-token", "relayToken")
-		if err == nil {
-			res.RelaySecret, err = requiredString(o, "relay-secret", "relaySecret")
-		}
-		if err == nil {
-			res.AccessToken, err = requiredString(o, "relay-session-access-token", "relaySessionAccessToken")
-		}
-		return err
-	}); err != nil {
+	a := readAnswer(answer, "create_relay")
+	res := relayResponse{
+		RelayToken:  a.str("relay-token", "relayToken"),
+		RelaySecret: a.str("relay-secret", "relaySecret"),
+		AccessToken: a.str("relay-session-access-token", "relaySessionAccessToken"),
+	}
+	if err := a.check(); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, marshal(res))
@@ -102,17 +98,13 @@ func (h *Handler) issuePass(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var iss passclient.Issuance
-	if err := decodeAnswer(answer, "challenge", func(o object) (err error) {
-		iss.Challenge, err = requiredString(o, "challenge", "challenge")
-		if err == nil {
-			iss.TokenKey, err = requiredString(o, "token-key", "tokenKey")
-		}
-		if err == nil {
-			iss.TokenKeyID, err = requiredString(o, "token-key-id", "tokenKeyId")
-		}
-		return err
-	}); err != nil {
+	a := readAnswer(answer, "challenge")
+	iss := passclient.Issuance{
+		Challenge:  a.str("challenge", "challenge"),
+		TokenKey:   a.str("token-key", "tokenKey"),
+		TokenKeyID: a.str("token-key-id", "tokenKeyId"),
+	}
+	if err := a.check(); err != nil {
 		return err
 	}
 
@@ -132,16 +124,9 @@ func (h *Handler) issuePass(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return nil, err
 		}
-		var sig []byte
-		err = decodeAnswer(answer, "sign", func(o object) error {
-			s, err := requiredString(o, "blind-sig", "blindSig")
-			if err != nil {
-				return err
-			}
-			sig, err = base64.RawURLEncoding.Strict().DecodeString(s)
-			return err
-		})
-		return sig, err
+		a := readAnswer(answer, "sign")
+		sig := a.base64URL("blind-sig", "blindSig")
+		return sig, a.check()
 	}
 	pass, err := passclient.Issue(ctx, h.random, iss, sign)
 	if err != nil {
@@ -209,19 +194,12 @@ func (h *Handler) redeem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var res claimResponse
-	if err := decodeAnswer(answer, "generate_claim", func(o object) (err error) {
-		res.Payload, err = requiredString(o, "claim-payload", "claimPayload")
-		if err != nil {
-			return err
-		}
-		consumed, ok, err := o.boolean("token-consumed", "tokenConsumed")
-		if err == nil && !ok {
-			err = errors.New("token-consumed is missing")
-		}
-		res.Consumed = consumed
-		return err
-	}); err != nil {
+	a := readAnswer(answer, "generate_claim")
+	res := claimResponse{
+		Payload:  a.str("claim-payload", "claimPayload"),
+		Consumed: a.boolean("token-consumed", "tokenConsumed"),
+	}
+	if err := a.check(); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, marshal(res))
@@ -271,25 +249,62 @@ func requiredClaimType(o object) (string, error) {
 	return ct, nil
 }
 
-// requiredString returns a non-empty string member of an upstream answer.
-func requiredString(o object, kebab, camel string) (string, error) {
-	s, ok, err := o.str(kebab, camel)
+// answerReader reads the members of a 2xx upstream answer. The first
+// problem sticks: check turns it into a badUpstreamError, whose reason
+// names the member, never quotes the upstream.
+type answerReader struct {
+	call string
+	o    object
+	err  error
+}
+
+func readAnswer(body []byte, callName string) *answerReader {
+	o, err := parseObject(body, "the answer")
+	return &answerReader{call: callName, o: o, err: err}
+}
+
+// str returns a required, non-empty string member.
+func (a *answerReader) str(kebab, camel string) string {
+	if a.err != nil {
+		return ""
+	}
+	s, ok, err := a.o.str(kebab, camel)
 	if err == nil && (!ok || s == "") {
 		err = errors.New(kebab + " is missing")
 	}
-	return s, err
+	a.err = err
+	return s
 }
 
-// decodeAnswer parses a 2xx upstream body as a JSON object and hands it to
-// read; any failure is a badUpstreamError (the details never quote the
-// upstream).
-func decodeAnswer(body []byte, callName string, read func(object) error) error {
-	o, err := parseObject(body, "the answer")
-	if err == nil {
-		err = read(o)
+// boolean returns a required boolean member.
+func (a *answerReader) boolean(kebab, camel string) bool {
+	if a.err != nil {
+		return false
 	}
+	b, ok, err := a.o.boolean(kebab, camel)
+	if err == nil && !ok {
+		err = errors.New(kebab + " is missing")
+	}
+	a.err = err
+	return b
+}
+
+// base64URL returns a required member holding base64url without padding.
+func (a *answerReader) base64URL(kebab, camel string) []byte {
+	s := a.str(kebab, camel)
+	if a.err != nil {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
-		return &badUpstreamError{call: callName, reason: "unexpected answer: " + err.Error()}
+		a.err = errors.New(kebab + " is not base64url without padding")
+	}
+	return b
+}
+
+func (a *answerReader) check() error {
+	if a.err != nil {
+		return &badUpstreamError{call: a.call, reason: "unexpected answer: " + a.err.Error()}
 	}
 	return nil
 }

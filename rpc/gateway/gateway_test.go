@@ -134,14 +134,7 @@ func do(t testing.TB, method, url string, header map[string]string, body string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		if v == "" {
-			req.Header.Del(k)
-			continue
-		}
-		req.Header.Set(k, v)
-	}
+	setHeaders(req, header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -152,6 +145,19 @@ func do(t testing.TB, method, url string, header map[string]string, body string)
 		t.Fatal(err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+// setHeaders sets Content-Type: application/json, then header: an empty
+// value removes the header.
+func setHeaders(req *http.Request, header map[string]string) {
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
 }
 
 func (e *env) post(t testing.TB, path string, header map[string]string, body string) response {
@@ -902,14 +908,7 @@ func serveDirect(h http.Handler, method, path string, header map[string]string, 
 		}
 	}
 	req.RequestURI = path
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		if v == "" {
-			req.Header.Del(k)
-			continue
-		}
-		req.Header.Set(k, v)
-	}
+	setHeaders(req, header)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
