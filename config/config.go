@@ -7,6 +7,9 @@
 //	flag              --database-url
 //	environment       PPREDEEM_DATABASE_URL
 //
+// One exception: a command may drop a prefix from its own flags
+// (BindRenamed): `ppredeem gateway --listen` is gateway_listen.
+//
 // Precedence is flag, then environment, then config file, then the default.
 // The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
 // extension) is decoded strictly: a key this package does not know is an
@@ -23,6 +26,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +71,8 @@ type Config struct {
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout"`
 	DrainDelay        time.Duration `mapstructure:"drain_delay"`
+
+	Gateway Gateway `mapstructure:",squash"` // the gateway_* settings (gateway.go)
 }
 
 // Setting describes one setting: its config-file key, default and meaning.
@@ -106,6 +112,11 @@ var settings = []Setting{
 	{"idle_timeout", 60 * time.Second, "how long an idle keep-alive connection is kept"},
 	{"shutdown_timeout", 20 * time.Second, "how long in-flight requests may take to finish on shutdown"},
 	{"drain_delay", time.Duration(0), "on shutdown, how long /readyz fails while requests are still served, before the listener closes"},
+	{"gateway_listen", "127.0.0.1:8081", "address of the relay gateway's listener (POST /relays..., /healthz, /readyz)"},
+	{"gateway_admin_listen", "", "address of the relay gateway's admin listener (/metrics); empty disables it"},
+	{"gateway_upstream", "http://127.0.0.1:8080", "base URL of the provider API the relay gateway calls"},
+	{"gateway_request_timeout", 10 * time.Second, "the most time one relay gateway request may take, upstream retries included"},
+	{"gateway_max_body_bytes", int64(64 << 10), "largest request body the relay gateway accepts"},
 }
 
 func lookup(key string) (Setting, bool) {
@@ -128,6 +139,21 @@ type Loader struct {
 // variable and config-file key. It panics on an unknown name: that is a
 // programming error, not an input error.
 func Bind(flags *pflag.FlagSet, keys ...string) *Loader {
+	return BindRenamed(flags, nil, keys...)
+}
+
+// BindRenamed is Bind for a command that names some settings' flags its own
+// way: renamed maps a setting's key to the flag name on this command. Only
+// the flag changes; the environment variable and the config-file key keep
+// the setting's name. ppredeem gateway binds gateway_listen to --listen, so
+// its listener is --listen, PPREDEEM_GATEWAY_LISTEN and gateway_listen. A
+// renamed key that is not among keys panics, like an unknown key.
+func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string) *Loader {
+	for key := range renamed {
+		if !slices.Contains(keys, key) {
+			panic("config: renamed setting " + key + " is not bound")
+		}
+	}
 	v := viper.New()
 	for _, s := range settings {
 		v.SetDefault(s.Key, s.Default)
@@ -141,21 +167,25 @@ func Bind(flags *pflag.FlagSet, keys ...string) *Loader {
 			panic("config: unknown setting " + key)
 		}
 		usage := fmt.Sprintf("%s (env %s)", s.Usage, s.Env())
+		name := s.Flag()
+		if n, ok := renamed[key]; ok {
+			name = n
+		}
 		switch d := s.Default.(type) {
 		case string:
-			flags.String(s.Flag(), d, usage)
+			flags.String(name, d, usage)
 		case []string:
-			flags.StringSlice(s.Flag(), d, usage)
+			flags.StringSlice(name, d, usage)
 		case int:
-			flags.Int(s.Flag(), d, usage)
+			flags.Int(name, d, usage)
 		case int64:
-			flags.Int64(s.Flag(), d, usage)
+			flags.Int64(name, d, usage)
 		case time.Duration:
-			flags.Duration(s.Flag(), d, usage)
+			flags.Duration(name, d, usage)
 		default:
 			panic(fmt.Sprintf("config: setting %s has unsupported type %T", key, d))
 		}
-		if err := v.BindPFlag(s.Key, flags.Lookup(s.Flag())); err != nil {
+		if err := v.BindPFlag(s.Key, flags.Lookup(name)); err != nil {
 			panic(err)
 		}
 	}

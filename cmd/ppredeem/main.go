@@ -47,7 +47,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
-	root.AddCommand(newVersionCommand(), newHealthcheckCommand())
+	root.AddCommand(newVersionCommand(), newHealthcheckCommand(), newGatewayCommand())
 	setVersion(root)
 	return root
 }

@@ -68,8 +68,18 @@ type process struct {
 // its "serving" log line.
 func startProcess(t testing.TB, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "PPREDEEM_CONFIG=")
+	p := startBinary(t, "ppredeem serving", append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...))
+	p.url = p.base + "/api/redeem"
+	return p
+}
+
+// startBinary runs the ppredeem binary with args (which must ask for JSON
+// logs) and extra environment, and waits for the log line whose msg is
+// serving, which names the listen address.
+func startBinary(t testing.TB, serving string, args []string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(append(os.Environ(), "PPREDEEM_CONFIG="), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +103,7 @@ func startProcess(t testing.TB, args ...string) *process {
 			if json.Unmarshal([]byte(line), &rec) != nil {
 				continue
 			}
-			if rec.Msg == "ppredeem serving" {
+			if rec.Msg == serving {
 				listen <- rec.Listen
 			}
 			select {
@@ -106,12 +116,11 @@ func startProcess(t testing.TB, args ...string) *process {
 	select {
 	case addr := <-listen:
 		p.base = "http://" + addr
-		p.url = p.base + "/api/redeem"
 	case err := <-p.done:
-		t.Fatalf("ppredeem exited before serving: %v\n%s", err, p.output())
+		t.Fatalf("%s exited before serving: %v\n%s", args[0], err, p.output())
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("ppredeem did not start within 60s\n%s", p.output())
+		t.Fatalf("%s did not start within 60s\n%s", args[0], p.output())
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 	return p

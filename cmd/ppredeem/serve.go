@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ppredeem/ppredeem/config"
 	"github.com/ppredeem/ppredeem/rpc"
@@ -64,14 +60,9 @@ the process exits; a second SIGTERM or SIGINT during the drain exits at once.`,
 			// cycles; peak RSS under load stays at 38-48 MB (BENCHMARKS.md).
 			debug.SetGCPercent(400)
 		}
-		// main cancels the context at the first SIGINT or SIGTERM; stop
-		// sees that one too, and a second one.
-		hup, stop := make(chan os.Signal, 1), make(chan os.Signal, 2)
-		signal.Notify(hup, syscall.SIGHUP)
-		signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-		defer signal.Stop(hup)
-		defer signal.Stop(stop)
-		return runServer(cmd.Context(), cfg, logger, lifecycle{hup: hup, stop: stop})
+		lc, release := processLifecycle()
+		defer release()
+		return runServer(cmd.Context(), cfg, logger, lc)
 	}
 	return cmd
 }
@@ -87,31 +78,6 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
-
-// lifecycle connects runServer to the process's signals and, in tests, to
-// the test. Every field may be nil.
-type lifecycle struct {
-	// hup: each value reloads the key files (SIGHUP).
-	hup <-chan os.Signal
-	// stop: each value is one SIGINT or SIGTERM. The first value, or ctx
-	// ending, begins the graceful shutdown; the second value stops at
-	// once, during the drain delay or while in-flight requests finish.
-	stop <-chan os.Signal
-	// listening is told the addresses the server listens on (tests use
-	// port 0); admin is nil without an admin listener.
-	listening func(main, admin net.Addr)
-	// reloaded is told the outcome of each reload: nil once the new keys
-	// are in force, the error when the previous keys stay.
-	reloaded func(error)
-	// draining is told that shutdown has begun: /readyz fails from now on.
-	draining func()
-	// signalled is told, after each value received on stop, how many
-	// have come so far.
-	signalled func(n int)
-}
-
-// errStoppedAtOnce is runServer's answer to a second stop signal.
-var errStoppedAtOnce = errors.New("stopped at once by a second signal: in-flight requests were cut off")
 
 // runServer serves until ctx is done or a stop signal comes, then shuts
 // down gracefully. Every check (keys, store, schema, partitions, listen
@@ -162,138 +128,19 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	adminSrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
+	ls, err := listen(srv, cfg.Listen, adminSrv, cfg.AdminListen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	servers := []*http.Server{srv}
-	listeners := []net.Listener{ln}
-	var adminAddr net.Addr
-	if cfg.AdminListen != "" {
-		aln, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
-		}
-		adminAddr = aln.Addr()
-		servers = append(servers, &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout})
-		listeners = append(listeners, aln)
-	}
-
-	group, groupCtx := errgroup.WithContext(context.Background())
-	for i, s := range servers {
-		group.Go(func() error {
-			if err := s.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve %s: %w", listeners[i].Addr(), err)
-			}
-			return nil
-		})
-	}
-	// closeAll cuts every connection of both listeners and waits for
-	// their goroutines: on every way out (after a completed Shutdown it
-	// changes nothing), and at once when one listener failed.
-	closeAll := func() error {
-		for _, s := range servers {
-			s.Close()
-		}
-		return group.Wait()
-	}
-	defer closeAll()
-	log.Info("ppredeem serving", "listen", ln.Addr().String(), "admin_listen", addrString(adminAddr),
-		"store", storeName(cfg), "keys", ring.keyIDs())
-	if lc.listening != nil {
-		lc.listening(ln.Addr(), adminAddr)
-	}
-
-	signals := 0 // values received on lc.stop
-	for running := true; running; {
-		select {
-		case <-lc.hup:
-			err := reloadKeys(ctx, cfg, store, &current, log)
-			if lc.reloaded != nil {
-				lc.reloaded(err)
-			}
-		case <-groupCtx.Done():
-			return closeAll()
-		case <-ctx.Done():
-			running = false
-		case <-lc.stop:
-			signals++
-			if lc.signalled != nil {
-				lc.signalled(signals)
-			}
-			running = false
-		}
-	}
-	// The second stop signal stops at once. When ctx ended first, the
-	// signal that ended it (main cancels ctx on the first one) may still
-	// be on its way to lc.stop: it counts as the first.
-	stopAtOnce := make(chan struct{})
-	go func() {
-		for signals < 2 {
-			select {
-			case <-lc.stop:
-				signals++
-				if lc.signalled != nil {
-					lc.signalled(signals)
-				}
-			case <-groupCtx.Done():
-				return
-			}
-		}
-		close(stopAtOnce)
-	}()
-
-	handler.StartDraining()
-	if lc.draining != nil {
-		lc.draining()
-	}
-	if cfg.DrainDelay > 0 {
-		// Load balancers see /readyz fail and stop sending; meanwhile
-		// everything that still arrives is served.
-		log.Info("shutting down: /readyz now fails; still serving", "drain_delay", cfg.DrainDelay)
-		drained := time.NewTimer(cfg.DrainDelay)
-		select {
-		case <-drained.C:
-		case <-stopAtOnce:
-			log.Warn("shutting down at once: second signal during the drain delay")
-			return errStoppedAtOnce
-		case <-groupCtx.Done():
-			return closeAll()
-		}
-	}
-	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-stopAtOnce:
-			cancel()
-		case <-shutdownCtx.Done():
-		}
-	}()
-	// The main listener first: the admin listener keeps serving metrics
-	// while in-flight redemptions finish.
-	var errs []error
-	for _, s := range servers {
-		if err := s.Shutdown(shutdownCtx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		select {
-		case <-stopAtOnce:
-			log.Warn("shutting down at once: second signal while in-flight requests finished")
-			return errStoppedAtOnce
-		default:
-			return fmt.Errorf("shutdown: %w", err)
-		}
-	}
-	if err := group.Wait(); err != nil {
 		return err
 	}
-	log.Info("stopped")
-	return nil
+	log.Info("ppredeem serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
+		"store", storeName(cfg), "keys", ring.keyIDs())
+	return ls.serve(ctx, log, lc, shutdownPlan{
+		drainDelay:      cfg.DrainDelay,
+		shutdownTimeout: cfg.ShutdownTimeout,
+		startDraining:   handler.StartDraining,
+		reload:          func() error { return reloadKeys(ctx, cfg, store, &current, log) },
+	})
 }
 
 // reloadKeys swaps in the key files' current contents. A bad file keeps the
