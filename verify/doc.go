@@ -1,8 +1,8 @@
 // Package verify is the protocol math of legacy Privacy Pass redemption: a
 // VOPRF over NIST P-256 with SHA-256, as spoken by the Privacy Pass browser
 // extension (v1 to v3) and the original Go issuer. Bytes go in, a verdict
-// comes out. The package does no I/O, keeps no mutable global state, takes no
-// context and logs nothing; the double-spend check belongs to the caller.
+// comes out. The package does no I/O, keeps no global state but a pool of
+// scratch buffers, takes no context and logs nothing; the double-spend check belongs to the caller.
 // PROTOCOL.md, the project's byte-by-byte notes on the protocol, is the
 // reference; the section numbers below (§n) are its sections.
 //
@@ -72,20 +72,22 @@
 // Note the roles, which several documents get wrong: the label
 // "hash_derive_key" is the key of the first HMAC, while in the second dk is
 // the key and "hash_request_binding" only a message prefix. Verify hashes the
-// token to the curve once per request, not once per key, and allocates
-// nothing per key: both HMAC messages are laid out once, in stack buffers,
-// with room for the padded key in front (HMAC per RFC 2104, checked against
-// crypto/hmac in the tests).
+// token to the curve once per request, not once per key, and lays out both
+// HMAC messages once per request. The HMACs are crypto/hmac (RFC 2104). The
+// request's scratch state comes from a sync.Pool, the package's only shared
+// state; what is left is crypto/hmac's state for the binding HMAC, whose key
+// dk changes per key: five allocations per key with Go 1.26.
 //
 // # Constant time
 //
 // Constant time with respect to secrets:
 //   - N = k·T is nistec's P256Point.ScalarMult (filippo.io/nistec, the
 //     assembly-backed code of crypto/internal/fips140/nistec);
-//   - the HMACs are SHA-256 over fixed-length keys with no key-dependent
-//     branches; N and dk are cleared after use;
+//   - the HMACs are crypto/hmac; N and dk are cleared after use (crypto/hmac
+//     keeps values derived from them in its states, which it gives no way to
+//     clear);
 //   - the tag comparison is hmac.Equal;
-//   - NewKey's range check 0 < k < n.
+//   - NewKey's range check 0 < k < n, by crypto/ecdh.
 //
 // Not constant time, and why that is acceptable:
 //   - hashing to the curve branches on which round succeeds (Increment) and

@@ -1,9 +1,9 @@
 package verify
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,12 +26,6 @@ type Key struct {
 	id         string
 }
 
-// p256Order is n, the order of the P-256 group (PROTOCOL.md §3), big-endian.
-var p256Order = [32]byte{
-	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-}
-
 var (
 	errZeroKey      = errors.New("verify: key not made by NewKey, GenerateKey or ParseKeysPEM")
 	errScalarLength = errors.New("verify: key scalar must be 32 bytes")
@@ -40,22 +34,22 @@ var (
 
 // NewKey returns the key with the 32-byte big-endian scalar. The scalar must
 // satisfy 0 < k < n. The bytes are copied.
+//
+// The range check and the commitment are crypto/ecdh's: NewPrivateKey
+// refuses zero and every value >= n in constant time, and its public key is
+// H = k·G in SEC 1 uncompressed form.
 func NewKey(scalar []byte) (*Key, error) {
 	if len(scalar) != 32 {
 		return nil, errScalarLength
 	}
-	s := new([32]byte)
-	copy(s[:], scalar)
-	if !scalarInRange(s) {
-		clear(s[:])
+	priv, err := ecdh.P256().NewPrivateKey(scalar)
+	if err != nil {
 		return nil, errScalarRange
 	}
-	H, err := nistec.NewP256Point().ScalarBaseMult(s[:])
-	if err != nil {
-		return nil, err // unreachable: the length is right
-	}
+	s := new([32]byte)
+	copy(s[:], scalar)
 	k := &Key{scalar: s}
-	copy(k.commitment[:], H.Bytes())
+	copy(k.commitment[:], priv.PublicKey().Bytes())
 	sum := sha256.Sum256(k.commitment[:])
 	k.id = hex.EncodeToString(sum[:8])
 	return k, nil
@@ -63,20 +57,6 @@ func NewKey(scalar []byte) (*Key, error) {
 
 // valid reports whether k was made by NewKey (the zero Key is not a key).
 func (k *Key) valid() bool { return k != nil && k.scalar != nil }
-
-// scalarInRange reports whether 0 < s < n, in constant time.
-func scalarInRange(s *[32]byte) bool {
-	// Big-endian subtraction s - n, tracking the borrow from the least
-	// significant byte up: s < n exactly when the final borrow is 1.
-	var borrow, nonzero int
-	for i := 31; i >= 0; i-- {
-		d := int(s[i]) - int(p256Order[i]) - borrow
-		borrow = (d >> 8) & 1
-		nonzero |= int(s[i])
-	}
-	isZero := subtle.ConstantTimeByteEq(byte(nonzero), 0)
-	return borrow&(isZero^1) == 1
-}
 
 // maxGenerateTries bounds rejection sampling in GenerateKey. A 32-byte string
 // is out of range with probability about 2⁻³², so reaching it means the
@@ -131,14 +111,12 @@ func (k *Key) Tag(token []byte, m Method, compressed bool, bindings []string) ([
 	if err := hashToCurve(T, token, m); err != nil {
 		return nil, err
 	}
-	var dstack [blockSize + 256 + 65]byte
-	var bstack [blockSize + 512]byte
-	tr := newTranscript(dstack[:], bstack[:], token, bindings)
-	var out [32]byte
-	if !tr.tag(&out, T, k.scalar, compressed) {
+	tr := newTranscript(token, bindings)
+	defer tr.release()
+	if !tr.tag(T, k.scalar, compressed) {
 		return nil, errNoPoint
 	}
-	return out[:], nil
+	return append([]byte(nil), tr.out[:]...), nil
 }
 
 // String returns "verify.Key(<id>)". It never prints the scalar.

@@ -61,15 +61,13 @@ func (s *KeySet) Verify(r *Redemption) (*Key, error) {
 	if err := hashToCurve(T, r.Token, r.Method); err != nil {
 		return nil, ErrBadTag
 	}
-	var dstack [blockSize + 256 + 65]byte
-	var bstack [blockSize + 512]byte
-	tr := newTranscript(dstack[:], bstack[:], r.Token, r.Bindings)
-	var got [tagLen]byte
+	tr := newTranscript(r.Token, r.Bindings)
+	defer tr.release()
 	for _, k := range s.keys {
-		if !tr.tag(&got, T, k.scalar, r.Compressed) {
+		if !tr.tag(T, k.scalar, r.Compressed) {
 			continue
 		}
-		if hmac.Equal(got[:], r.Tag) {
+		if hmac.Equal(tr.out[:], r.Tag) {
 			return k, nil
 		}
 	}

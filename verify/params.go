@@ -10,26 +10,30 @@ import (
 )
 
 // Limits bounds untrusted request input. Zero (or negative) fields mean "use
-// DefaultLimits' value".
+// the DefaultLimits value".
 type Limits struct {
 	MaxTokenBytes    int // default 256
 	MaxBindings      int // default 32
 	MaxBindingsBytes int // default 16384 (sum of UTF-8 lengths of all bindings)
 }
 
-// DefaultLimits are the limits used for every zero field of a Limits. Every
-// known client sends a 32-byte token and two short bindings (PROTOCOL.md §1).
-var DefaultLimits = Limits{MaxTokenBytes: 256, MaxBindings: 32, MaxBindingsBytes: 16384}
+// DefaultLimits returns the limits used for every zero field of a Limits.
+// Every known client sends a 32-byte token and two short bindings
+// (verify/PROTOCOL.md §1).
+func DefaultLimits() Limits {
+	return Limits{MaxTokenBytes: 256, MaxBindings: 32, MaxBindingsBytes: 16384}
+}
 
 func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
 	if l.MaxTokenBytes <= 0 {
-		l.MaxTokenBytes = DefaultLimits.MaxTokenBytes
+		l.MaxTokenBytes = d.MaxTokenBytes
 	}
 	if l.MaxBindings <= 0 {
-		l.MaxBindings = DefaultLimits.MaxBindings
+		l.MaxBindings = d.MaxBindings
 	}
 	if l.MaxBindingsBytes <= 0 {
-		l.MaxBindingsBytes = DefaultLimits.MaxBindingsBytes
+		l.MaxBindingsBytes = d.MaxBindingsBytes
 	}
 	return l
 }

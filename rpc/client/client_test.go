@@ -170,7 +170,7 @@ func TestBadTag(t *testing.T) {
 func TestServerInvalidParams(t *testing.T) {
 	s := startServer(t, newBoltStore(t), nil)
 	c := newClient(t, s.Endpoint, nil)
-	bindings := make([]string, verify.DefaultLimits.MaxBindings+1)
+	bindings := make([]string, verify.DefaultLimits().MaxBindings+1)
 	for i := range bindings {
 		bindings[i] = "b"
 	}
