@@ -2,10 +2,10 @@ package verify
 
 // Reading the figures (go test -run x -bench . -benchmem ./verify/):
 //
-// BenchmarkScalarMultBaseline is one bare nistec variable-base ScalarMult,
-// the curve work no implementation of PROTOCOL.md §6 can avoid. The overhead
-// of everything else Verify does (hash to curve, the affine encoding of N,
-// four SHA-256 calls) is
+// BenchmarkScalarMultBaseline is one bare nistec variable-base ScalarMult, the
+// curve work no implementation of verify/PROTOCOL.md §6 can avoid. The
+// overhead of everything else Verify does (hash to curve, the affine encoding
+// of N, four SHA-256 calls) is
 //
 //	ratio = BenchmarkVerify/increment-1key ÷ BenchmarkScalarMultBaseline
 //

@@ -21,8 +21,10 @@ import (
 //	seed = SHA256(G || H || M_1 || Z_1 || … || M_m || Z_m)
 //	c_i  = the i-th scalar below n drawn from seed (prng "shake" or "hkdf")
 //	M    = Σ c_i·M_i,  Z = Σ c_i·Z_i
-//	prover:   A = s·G,  B = s·M,  C = SHA256(G || H || M || Z || A || B),  R = s - C·k mod n
-//	verifier: A = R·G + C·H,  B = R·M + C·Z,  and C = SHA256(G || H || M || Z || A || B)
+//	prover:   A = s·G,  B = s·M,
+//	          C = SHA256(G || H || M || Z || A || B),  R = s - C·k mod n
+//	verifier: A = R·G + C·H,  B = R·M + C·Z,
+//	          accept if C = SHA256(G || H || M || Z || A || B)
 //
 // Every point in the hashes is SEC 1, all compressed or all uncompressed as
 // the signed points Z_i travel.

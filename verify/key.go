@@ -12,10 +12,10 @@ import (
 	"filippo.io/nistec"
 )
 
-// Key is one redemption key: a P-256 scalar 0 < k < n (PROTOCOL.md §8), with
-// its public commitment H = k·G. A Key is immutable and safe for concurrent
-// use. The zero Key is not a key: make one with NewKey, GenerateKey or
-// ParseKeysPEM.
+// Key is one redemption key: a P-256 scalar 0 < k < n (verify/PROTOCOL.md §8),
+// with its public commitment H = k·G. A Key is immutable and safe for
+// concurrent use. The zero Key is not a key: make one with NewKey, GenerateKey
+// or ParseKeysPEM.
 //
 // The scalar sits behind a pointer so that even a reflective print of a Key
 // value (a struct field printed with %+v) shows an address, never the scalar;
@@ -98,11 +98,11 @@ func (k *Key) Commitment() []byte {
 	return c[:]
 }
 
-// Tag computes the tag a token holder would send for token under this key:
-// T = H2C(token), N = k·T, then the derived key and binding HMAC of
-// PROTOCOL.md §6. It is how tests and the load tool mint tokens without
-// issuance (PROTOCOL.md §7). It fails for an unknown method, or for the
-// about 2⁻²⁰ of tokens that try-and-increment cannot map.
+// Tag computes the tag a token holder would send for token under this key: T =
+// H2C(token), N = k·T, then the derived key and binding HMAC of
+// verify/PROTOCOL.md §6. It is how tests and the load tool mint tokens without
+// issuance (verify/PROTOCOL.md §7.6). It fails for an unknown method, or for
+// the about 2⁻²⁰ of tokens that try-and-increment cannot map.
 func (k *Key) Tag(token []byte, m Method, compressed bool, bindings []string) ([]byte, error) {
 	if !k.valid() {
 		return nil, errZeroKey
@@ -135,7 +135,7 @@ func (k *Key) GoString() string { return k.String() }
 func (k *Key) Format(f fmt.State, verb rune) { _, _ = io.WriteString(f, k.String()) }
 
 // BasePoint returns the SEC1 uncompressed encoding of the P-256 generator G
-// (65 bytes), the G of the issuance proofs (PROTOCOL.md §7).
+// (65 bytes), the G of the issuance proofs (verify/PROTOCOL.md §7).
 func BasePoint() []byte {
 	return nistec.NewP256Point().SetGenerator().Bytes()
 }

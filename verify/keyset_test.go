@@ -76,7 +76,7 @@ func TestVerifyNegative(t *testing.T) {
 			k, err := ks.Verify(r)
 			if c.name == "extra empty binding" {
 				// Bindings are concatenated without separators
-				// (PROTOCOL.md §6): an empty binding changes nothing.
+				// (verify/PROTOCOL.md §6): an empty binding changes nothing.
 				if err != nil {
 					t.Fatalf("Verify = %v, want success", err)
 				}
@@ -90,7 +90,7 @@ func TestVerifyNegative(t *testing.T) {
 }
 
 func TestVerifyBindingConcatenation(t *testing.T) {
-	// ["ab","c"] and ["a","bc"] have the same tag (PROTOCOL.md §6).
+	// ["ab","c"] and ["a","bc"] have the same tag (verify/PROTOCOL.md §6).
 	k := testKey(t)
 	tok := []byte("0123456789abcdef0123456789abcdef")
 	a, _ := k.Tag(tok, Increment, false, []string{"ab", "c"})

@@ -137,8 +137,8 @@ const batchProofPrefix = "batch-proof="
 // (verify/PROTOCOL.md §7.4): the standard base64 of
 //
 //	{"sigs":["<b64 Z_1>",...],"proof":"<b64 P>","version":"<version>","prng":"shake"}
+//	P = "batch-proof=" || {"P":"<b64 of {"R":"<b64 R>","C":"<b64 C>"}>"}
 //
-// where P is "batch-proof=" followed by {"P":"<b64 of {"R":"<b64 R>","C":"<b64 C>"}>"}.
 // The HTTP layer sends it as the "signatures" member of a JSON object, or as
 // the form body signatures=<it>.
 //

@@ -14,7 +14,7 @@ import (
 	"filippo.io/nistec"
 )
 
-// vectors mirrors testdata/vectors.json (copied from PROTOCOL.md §9).
+// vectors mirrors testdata/vectors.json (verify/PROTOCOL.md §9).
 type vectors struct {
 	Published struct {
 		V206 struct {
@@ -337,7 +337,8 @@ func TestVectorAPIRedeemReadme(t *testing.T) {
 	}
 }
 
-// checkUnblind checks N = r⁻¹·Z (PROTOCOL.md §7), with r⁻¹ mod n by Fermat.
+// checkUnblind checks N = r⁻¹·Z (verify/PROTOCOL.md §7), with r⁻¹ mod n by
+// Fermat.
 func checkUnblind(t *testing.T, Z, r, N []byte) {
 	t.Helper()
 	rInv := scalarInverse(r)
