@@ -19,9 +19,9 @@ const (
 	bindingLabel   = "hash_request_binding"
 )
 
-// Sizes of the stack-like buffers of a transcript: every request within the
-// default Limits' token size and short bindings fits; longer ones go to the
-// heap.
+// Sizes of the buffers a transcript carries: every request within the
+// default Limits' token size and with short bindings fits; longer messages
+// are built in buffers allocated for the request.
 const (
 	deriveBufSize = 256 + 65
 	bindBufSize   = len(bindingLabel) + 512

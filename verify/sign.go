@@ -39,12 +39,13 @@ var errEmptyIssue = errors.New("verify: nothing to sign: the issue request holds
 // 2²⁴⁸ or not below n. The extension compares C, decoded to a number and
 // re-encoded without leading zero bytes, with the 32-byte digest, so it
 // refuses about one valid proof in 256 (the reference issuer refused the same
-// proofs itself, and failed the request). Redrawing s costs one point
-// multiplication more in 1 case of 256 and makes every proof acceptable.
+// proofs itself, and failed the request). Redrawing s costs two point
+// multiplications more in 1 case of 256 and makes every proof acceptable.
 //
 // The multiplications by k and s are nistec's constant-time ones, and R is
 // computed with bigmod's constant-time arithmetic. SignBatch fails only for a
-// zero Key, an empty req, or a failing random source; it is safe for
+// zero Key, an empty req or a failing random source (and for a batch whose
+// composite point vanishes, probability about 2⁻²⁵⁶); it is safe for
 // concurrent use.
 func (k *Key) SignBatch(rand io.Reader, req *IssueRequest) (*IssueResponse, error) {
 	if !k.valid() {
