@@ -133,18 +133,28 @@ func encodePoint(p *nistec.P256Point, compressed bool) []byte {
 }
 
 // batchSeed is computeSeed of the extension:
-// SHA256(G || H || M_1 || Z_1 || … || M_m || Z_m).
-func batchSeed(G, H *nistec.P256Point, M, Z []*nistec.P256Point, compressed bool) [32]byte {
+// SHA256(G || H || M_1 || Z_1 || … || M_m || Z_m), from the SEC 1 encodings
+// of the points.
+func batchSeed(encG, encH []byte, encM, encZ [][]byte) [32]byte {
 	h := sha256.New()
-	h.Write(encodePoint(G, compressed))
-	h.Write(encodePoint(H, compressed))
-	for i := range M {
-		h.Write(encodePoint(M[i], compressed))
-		h.Write(encodePoint(Z[i], compressed))
+	h.Write(encG)
+	h.Write(encH)
+	for i := range encM {
+		h.Write(encM[i])
+		h.Write(encZ[i])
 	}
 	var seed [32]byte
 	h.Sum(seed[:0])
 	return seed
+}
+
+// encodePoints encodes every point of P.
+func encodePoints(P []*nistec.P256Point, compressed bool) [][]byte {
+	out := make([][]byte, len(P))
+	for i, p := range P {
+		out[i] = encodePoint(p, compressed)
+	}
+	return out
 }
 
 // challengeHash is C of the proof: SHA256(G || H || M || Z || A || B).

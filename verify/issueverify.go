@@ -118,7 +118,7 @@ func VerifyIssueResponse(G, H []byte, blinded [][]byte, signatures string) (*Ver
 		return nil, err
 	}
 
-	seed := batchSeed(pG, pH, M, Z, compressed)
+	seed := batchSeed(encodePoint(pG, compressed), encodePoint(pH, compressed), encodePoints(M, compressed), encodePoints(Z, compressed))
 	cs, err := coefficients(&seed, len(M), prng)
 	if err != nil {
 		return nil, badResponse("the coefficient generator fails")

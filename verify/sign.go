@@ -74,7 +74,8 @@ func (k *Key) SignBatch(rand io.Reader, req *IssueRequest) (*IssueResponse, erro
 	if err != nil {
 		return nil, err // unreachable: NewKey made the commitment
 	}
-	seed := batchSeed(G, H, req.blinded, Z, false)
+	// The signatures are the encodings of the Z_i in the seed.
+	seed := batchSeed(G.Bytes(), k.commitment[:], encodePoints(req.blinded, false), sigs)
 	cs, err := coefficients(&seed, m, prngShake)
 	if err != nil {
 		return nil, err

@@ -156,7 +156,7 @@ func shortChallengeNonce(t *testing.T, k *Key, req *IssueRequest) []byte {
 	for i, M := range req.blinded {
 		Z[i] = mustPoint(t, nistecMul(t, M.Bytes(), k.scalar[:]))
 	}
-	seed := batchSeed(G, H, req.blinded, Z, false)
+	seed := batchSeed(G.Bytes(), H.Bytes(), encodePoints(req.blinded, false), encodePoints(Z, false))
 	cs, err := coefficients(&seed, req.Len(), prngShake)
 	if err != nil {
 		t.Fatal(err)
