@@ -3,6 +3,7 @@ module github.com/ppredeem/ppredeem
 go 1.26.8
 
 require (
+	filippo.io/bigmod v0.1.0
 	filippo.io/nistec v0.0.4
 	github.com/cloudflare/circl v1.6.5
 	github.com/gorilla/rpc v1.2.0

@@ -2,10 +2,10 @@ package verify
 
 // Reading the figures (go test -run x -bench . -benchmem ./verify/):
 //
-// BenchmarkScalarMultBaseline is one bare nistec variable-base ScalarMult,
-// the curve work no implementation of PROTOCOL.md §6 can avoid. The overhead
-// of everything else Verify does (hash to curve, the affine encoding of N,
-// four SHA-256 calls) is
+// BenchmarkScalarMultBaseline is one bare nistec variable-base ScalarMult, the
+// curve work no implementation of verify/PROTOCOL.md §6 can avoid. The
+// overhead of everything else Verify does (hash to curve, the affine encoding
+// of N, four SHA-256 calls) is
 //
 //	ratio = BenchmarkVerify/increment-1key ÷ BenchmarkScalarMultBaseline
 //
@@ -18,6 +18,15 @@ package verify
 // fixed token of the vectors maps to the curve in round 0, a random one
 // needs about two rounds on average.
 //
+// Issuance (verify/PROTOCOL.md §7): BenchmarkSignBatch/m signs batches of m
+// tokens and reports tokens/s and ns/token; BenchmarkSignBatchRatio/m
+// interleaves m baseline ScalarMults with one SignBatch of m tokens and
+// reports the cost per token in baselines ("x-baseline", thread CPU time on
+// Linux; "x-baseline-wall"). Each token costs two variable-base
+// multiplications (Z_i = k·M_i and c_i·M_i for the composite), each batch
+// four more (k·M, s·G, s·M, and the 1-in-256 redraw), plus hashing: the
+// ratio tends to 2 as batches grow.
+//
 // BenchmarkCirclScalarMult is the same multiplication with circl's
 // group.P256 (math/big coordinates around crypto/elliptic); it is the reason
 // the hot path uses nistec directly, and circl only in the cross-check tests.
@@ -26,6 +35,7 @@ import (
 	"crypto/rand"
 	"math/big"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -201,5 +211,76 @@ func BenchmarkParseParams(b *testing.B) {
 		if _, err := ParseParams(params, Limits{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+var issueBatchSizes = []int{1, 10, 100}
+
+func BenchmarkSignBatch(b *testing.B) {
+	k := testKey(b)
+	for _, m := range issueBatchSizes {
+		b.Run(strconv.Itoa(m), func(b *testing.B) {
+			_, req := batch(b, newPointWalk(b, 1), m, true)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := k.SignBatch(nil, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			tokens := float64(m) * float64(b.N)
+			b.ReportMetric(tokens/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/tokens, "ns/token")
+		})
+	}
+}
+
+// BenchmarkSignBatchRatio: see the top of the file. Its ns/op is zero; the
+// metrics are per token.
+func BenchmarkSignBatchRatio(b *testing.B) {
+	k := testKey(b)
+	T := benchPoint(b)
+	N := nistec.NewP256Point()
+	for _, m := range issueBatchSizes {
+		b.Run(strconv.Itoa(m), func(b *testing.B) {
+			_, req := batch(b, newPointWalk(b, 2), m, true)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			_, haveCPU := threadCPUTime()
+			now := func() (wall, cpu time.Duration) {
+				c, _ := threadCPUTime()
+				return time.Duration(time.Now().UnixNano()), c
+			}
+			var baseWall, baseCPU, signWall, signCPU time.Duration
+			for b.Loop() {
+				w0, c0 := now()
+				for range m {
+					if _, err := N.ScalarMult(T, k.scalar[:]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				w1, c1 := now()
+				if _, err := k.SignBatch(nil, req); err != nil {
+					b.Fatal(err)
+				}
+				w2, c2 := now()
+				baseWall += w1 - w0
+				signWall += w2 - w1
+				baseCPU += c1 - c0
+				signCPU += c2 - c1
+			}
+			tokens := float64(m) * float64(b.N)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(signWall)/tokens, "ns/token")
+			b.ReportMetric(float64(baseWall)/tokens, "ns/baseline")
+			if baseWall > 0 {
+				b.ReportMetric(float64(signWall)/float64(baseWall), "x-baseline-wall")
+			}
+			if !haveCPU {
+				baseCPU, signCPU = baseWall, signWall
+			}
+			if baseCPU > 0 {
+				b.ReportMetric(float64(signCPU)/float64(baseCPU), "x-baseline")
+			}
+		})
 	}
 }

@@ -1,10 +1,13 @@
-// Package verify is the protocol math of legacy Privacy Pass redemption: a
-// VOPRF over NIST P-256 with SHA-256, as spoken by the Privacy Pass browser
-// extension (v1 to v3) and the original Go issuer. Bytes go in, a verdict
-// comes out. The package does no I/O, keeps no mutable global state, takes no
-// context and logs nothing; the double-spend check belongs to the caller.
-// PROTOCOL.md, the project's byte-by-byte notes on the protocol, is the
-// reference; the section numbers below (§n) are its sections.
+// Package verify is the protocol math of legacy Privacy Pass: a VOPRF over
+// NIST P-256 with SHA-256, as spoken by the Privacy Pass browser extension
+// (v1 to v3) and the original Go issuer. It verifies redemptions and signs
+// issue requests. Bytes go in, a verdict or signed bytes come out. The
+// package does no I/O, keeps no global state but a pool of scratch buffers,
+// takes no context and logs nothing; the double-spend check, who may get
+// tokens, and the wire codes of its errors belong to the caller.
+//
+// verify/PROTOCOL.md, beside this file, describes the protocol byte by byte
+// with its public sources; the section numbers below (§n) are its sections.
 //
 // # The request
 //
@@ -69,23 +72,50 @@
 //	dk  = HMAC-SHA256(key = "hash_derive_key", msg = t || SEC1(N))
 //	tag = HMAC-SHA256(key = dk, msg = "hash_request_binding" || b1 || ... || bm)
 //
-// Note the roles, which several documents get wrong: the label
+// Note the roles, which public documents get wrong: the label
 // "hash_derive_key" is the key of the first HMAC, while in the second dk is
 // the key and "hash_request_binding" only a message prefix. Verify hashes the
-// token to the curve once per request, not once per key, and allocates
-// nothing per key: both HMAC messages are laid out once, in stack buffers,
-// with room for the padded key in front (HMAC per RFC 2104, checked against
-// crypto/hmac in the tests).
+// token to the curve once per request, not once per key, and lays out both
+// HMAC messages once per request. The HMACs are crypto/hmac (RFC 2104). The
+// request's scratch state comes from a sync.Pool, the package's only shared
+// state; what is left is crypto/hmac's state for the binding HMAC, whose key
+// dk changes per key: five allocations per key with Go 1.26.
+//
+// # Issuance
+//
+// ParseIssueRequest reads the blinded points M_i of an issue request (§7.1):
+// the base64 of {"type":"Issue","contents":["<b64 SEC1 M_i>",...]}, each
+// point compressed or uncompressed, on the curve, none twice, at most a
+// given number. Its errors are *IssueError, of four kinds for the caller to
+// map: ErrBadIssueRequest, ErrBadPoint, ErrDuplicatePoint, ErrTooManyTokens.
+// A request that fails parsing yields nothing to sign.
+//
+// Key.SignBatch signs them, Z_i = k·M_i, and adds one batch DLEQ proof (§7.3)
+// that the Z_i use the k of the commitment H = k·G, exactly as the extension
+// verifies it: the seed over G, H and the interleaved (M_i, Z_i), coefficients
+// from SHAKE256 ("prng": "shake"), R and C 32 bytes each. A nonce is redrawn
+// when C would start with a zero byte, which the extension (and the
+// reference issuer's own check) would refuse: about 1 issuance in 256.
+// IssueResponse.Encode(version) is the text the HTTP layer sends as
+// "signatures" (§7.4), made of letters and digits only.
+//
+// VerifyIssueResponse is the client's side (§7.5): it decodes a response and
+// checks its proof as the extension does, "shake" or "hkdf", points
+// compressed or not. The tests hold SignBatch to it, to the extension's
+// published responses and to an independent implementation.
 //
 // # Constant time
 //
 // Constant time with respect to secrets:
 //   - N = k·T is nistec's P256Point.ScalarMult (filippo.io/nistec, the
 //     assembly-backed code of crypto/internal/fips140/nistec);
-//   - the HMACs are SHA-256 over fixed-length keys with no key-dependent
-//     branches; N and dk are cleared after use;
+//   - the HMACs are crypto/hmac; N and dk are cleared after use (crypto/hmac
+//     keeps values derived from them in its states, which it gives no way to
+//     clear);
 //   - the tag comparison is hmac.Equal;
-//   - NewKey's range check 0 < k < n.
+//   - NewKey's range check 0 < k < n, by crypto/ecdh;
+//   - in SignBatch, Z_i = k·M_i, Z = k·M, s·G and s·M are nistec's, and
+//     R = s - C·k mod n is filippo.io/bigmod's constant-time arithmetic.
 //
 // Not constant time, and why that is acceptable:
 //   - hashing to the curve branches on which round succeeds (Increment) and
@@ -94,7 +124,11 @@
 //   - Verify returns at the first matching key, so timing tells which
 //     position in the KeySet matched. Which commitment a token was issued
 //     under is known to its holder.
-//   - ParseParams is ordinary JSON and base64 parsing of public input.
+//   - ParseParams and ParseIssueRequest are ordinary JSON and base64
+//     parsing of public input.
+//   - SignBatch's coefficients c_i·M_i, its rejection sampling of s and its
+//     redraw on a short C involve only public values or discarded nonces.
+//   - VerifyIssueResponse handles public values only.
 //   - ParseKeysPEM uses encoding/asn1 and crypto/x509; it runs at start-up,
 //     not per request.
 //
@@ -111,15 +145,10 @@
 //
 // # Sources
 //
-//   - privacypass/challenge-bypass-extension v2.0.6: src/ext/h2c.js (both
-//     maps), src/ext/redemption.js (request format, bindings),
-//     src/crypto/local.js (derived key and request binding); v3.0.6:
-//     src/background/voprf.js. The published test vectors of both versions
-//     are in testdata/vectors.json.
-//   - privacypass/challenge-bypass-server: crypto/h2c.go, crypto/voprf.go,
-//     issuer.go.
-//   - privacypass/api-redeem README (2019): the JSON-RPC request and error
-//     codes.
-//   - SEC 1 v2 §2.3 (point encodings), RFC 2104 (HMAC), RFC 5915 and RFC 5208
-//     (key files), draft-irtf-cfrg-hash-to-curve-03 (SWU).
+// Listed in verify/PROTOCOL.md: the extension (privacypass/challenge-bypass-
+// extension v2.0.6 and v3.0.6), the reference server
+// (privacypass/challenge-bypass-server), the privacypass/api-redeem README,
+// SEC 1, RFC 2104, RFC 5869, FIPS 202, RFC 5915, RFC 5208 and
+// draft-irtf-cfrg-hash-to-curve-03. The published vectors are in
+// testdata/vectors.json and testdata/issuance.json.
 package verify

@@ -3,8 +3,8 @@ package verify
 import "errors"
 
 // The three sentinels below are the only verdicts verify reports for request
-// input. The rpc package maps them to JSON-RPC codes (PROTOCOL.md §2); nothing
-// in verify knows about the wire.
+// input. The rpc package maps them to JSON-RPC codes (verify/PROTOCOL.md §2);
+// nothing in verify knows about the wire.
 var (
 	// ErrBadParams: the params object has an invalid structure, bad base64 or
 	// wrong lengths (wire -32602). Returned as a *ParamsError.

@@ -12,9 +12,9 @@ import (
 // ErrBadTag; Key.Tag returns it as is.
 var errNoPoint = errors.New("verify: token does not hash to a P-256 point")
 
-// hashToCurve sets T to the token t mapped with the given method (PROTOCOL.md
-// §4, §5). On success T is never the point at infinity; on error T is
-// unchanged. The caller owns T, so Verify can keep it on the stack.
+// hashToCurve sets T to the token t mapped with the given method
+// (verify/PROTOCOL.md §4, §5). On success T is never the point at infinity; on
+// error T is unchanged. The caller owns T, so Verify can keep it on the stack.
 func hashToCurve(T *nistec.P256Point, t []byte, m Method) error {
 	switch m {
 	case Increment:
@@ -35,7 +35,7 @@ const incrementSeed = "1.2.840.10045.3.1.7 point generation seed"
 // probability about 1/2, so a token fails with probability about 2⁻²⁰.
 const incrementRounds = 20
 
-// hashIncrement is try-and-increment (PROTOCOL.md §4; hashAndInc in
+// hashIncrement is try-and-increment (verify/PROTOCOL.md §4; hashAndInc in
 // challenge-bypass-extension v2.0.6 src/ext/h2c.js):
 //
 //	d₀ = SHA256(SEED || t || LE32(0))

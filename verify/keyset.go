@@ -42,12 +42,12 @@ func (s *KeySet) Keys() []*Key {
 	return append([]*Key(nil), s.keys...)
 }
 
-// Verify checks the tag of r against every key of s (PROTOCOL.md §6): it hashes
-// the token to T once, then for each key computes N = k·T, the derived key and
-// the binding tag, and compares it with r.Tag in constant time (hmac.Equal).
-// It returns the first key whose tag matches, or ErrBadTag: also when the
-// token cannot be hashed to the curve, the method is unknown, the tag is not
-// 32 bytes, or r is nil. It does not panic on any input.
+// Verify checks the tag of r against every key of s (verify/PROTOCOL.md §6):
+// it hashes the token to T once, then for each key computes N = k·T, the
+// derived key and the binding tag, and compares it with r.Tag in constant time
+// (hmac.Equal). It returns the first key whose tag matches, or ErrBadTag: also
+// when the token cannot be hashed to the curve, the method is unknown, the tag
+// is not 32 bytes, or r is nil. It does not panic on any input.
 //
 // Verify stops at the first matching key, so its duration says which
 // position matched; that is public (the client knows which commitment it was
@@ -61,15 +61,13 @@ func (s *KeySet) Verify(r *Redemption) (*Key, error) {
 	if err := hashToCurve(T, r.Token, r.Method); err != nil {
 		return nil, ErrBadTag
 	}
-	var dstack [blockSize + 256 + 65]byte
-	var bstack [blockSize + 512]byte
-	tr := newTranscript(dstack[:], bstack[:], r.Token, r.Bindings)
-	var got [tagLen]byte
+	tr := newTranscript(r.Token, r.Bindings)
+	defer tr.release()
 	for _, k := range s.keys {
-		if !tr.tag(&got, T, k.scalar, r.Compressed) {
+		if !tr.tag(T, k.scalar, r.Compressed) {
 			continue
 		}
-		if hmac.Equal(got[:], r.Tag) {
+		if hmac.Equal(tr.out[:], r.Tag) {
 			return k, nil
 		}
 	}

@@ -76,7 +76,7 @@ func TestVerifyNegative(t *testing.T) {
 			k, err := ks.Verify(r)
 			if c.name == "extra empty binding" {
 				// Bindings are concatenated without separators
-				// (PROTOCOL.md §6): an empty binding changes nothing.
+				// (verify/PROTOCOL.md §6): an empty binding changes nothing.
 				if err != nil {
 					t.Fatalf("Verify = %v, want success", err)
 				}
@@ -90,7 +90,7 @@ func TestVerifyNegative(t *testing.T) {
 }
 
 func TestVerifyBindingConcatenation(t *testing.T) {
-	// ["ab","c"] and ["a","bc"] have the same tag (PROTOCOL.md §6).
+	// ["ab","c"] and ["a","bc"] have the same tag (verify/PROTOCOL.md §6).
 	k := testKey(t)
 	tok := []byte("0123456789abcdef0123456789abcdef")
 	a, _ := k.Tag(tok, Increment, false, []string{"ab", "c"})
@@ -177,6 +177,9 @@ func TestNewKeySet(t *testing.T) {
 }
 
 func TestVerifyAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
 	r := validRedemption(t)
 	count := func(ks *KeySet) float64 {
 		return testing.AllocsPerRun(50, func() {
@@ -187,15 +190,17 @@ func TestVerifyAllocs(t *testing.T) {
 	}
 	one := count(mustKeySet(t, testKey(t)))
 	three := count(mustKeySet(t, otherKey(t), otherKey2(t), testKey(t)))
-	// Nothing is allocated per key; the only allocations are nistec's error
-	// values for rejected try-and-increment rounds (at most 19).
-	if three != one {
-		t.Errorf("Verify allocates per key: %v with 1 key, %v with 3", one, three)
-	}
-	if one >= incrementRounds {
-		t.Errorf("Verify: %v allocations", one)
-	}
 	t.Logf("allocations: %v (1 key), %v (3 keys)", one, three)
+	// The only allocations are crypto/hmac's state for the binding HMAC,
+	// keyed per key with the derived key (five with Go 1.26); the request's
+	// transcript comes from a pool.
+	perKey := (three - one) / 2
+	if perKey > 6 {
+		t.Errorf("Verify allocates %v times per key", perKey)
+	}
+	if perRequest := one - perKey; perRequest != 0 {
+		t.Errorf("Verify allocates %v times per request beyond the per-key state", perRequest)
+	}
 }
 
 func otherKey2(t testing.TB) *Key {

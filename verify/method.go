@@ -3,14 +3,14 @@ package verify
 import "strconv"
 
 // Method selects the hash-to-curve map that turns a token t into the point T.
-// The value travels in the "method" member of data[2] (PROTOCOL.md §1).
+// The value travels in the "method" member of data[2] (verify/PROTOCOL.md §1).
 type Method uint8
 
 const (
-	// Increment is try-and-increment (PROTOCOL.md §4), what every shipped
+	// Increment is try-and-increment (verify/PROTOCOL.md §4), what every shipped
 	// client sends.
 	Increment Method = iota + 1
-	// SWU is the extension's simplified SWU variant (PROTOCOL.md §5).
+	// SWU is the extension's simplified SWU variant (verify/PROTOCOL.md §5).
 	SWU
 )
 

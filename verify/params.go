@@ -10,37 +10,41 @@ import (
 )
 
 // Limits bounds untrusted request input. Zero (or negative) fields mean "use
-// DefaultLimits' value".
+// the DefaultLimits value".
 type Limits struct {
 	MaxTokenBytes    int // default 256
 	MaxBindings      int // default 32
 	MaxBindingsBytes int // default 16384 (sum of UTF-8 lengths of all bindings)
 }
 
-// DefaultLimits are the limits used for every zero field of a Limits. Every
-// known client sends a 32-byte token and two short bindings (PROTOCOL.md §1).
-var DefaultLimits = Limits{MaxTokenBytes: 256, MaxBindings: 32, MaxBindingsBytes: 16384}
+// DefaultLimits returns the limits used for every zero field of a Limits.
+// Every known client sends a 32-byte token and two short bindings
+// (verify/PROTOCOL.md §1).
+func DefaultLimits() Limits {
+	return Limits{MaxTokenBytes: 256, MaxBindings: 32, MaxBindingsBytes: 16384}
+}
 
 func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
 	if l.MaxTokenBytes <= 0 {
-		l.MaxTokenBytes = DefaultLimits.MaxTokenBytes
+		l.MaxTokenBytes = d.MaxTokenBytes
 	}
 	if l.MaxBindings <= 0 {
-		l.MaxBindings = DefaultLimits.MaxBindings
+		l.MaxBindings = d.MaxBindings
 	}
 	if l.MaxBindingsBytes <= 0 {
-		l.MaxBindingsBytes = DefaultLimits.MaxBindingsBytes
+		l.MaxBindingsBytes = d.MaxBindingsBytes
 	}
 	return l
 }
 
 // Redemption is a parsed redeem request.
 type Redemption struct {
-	Token      []byte   // t, the decoded data[0]; the double-spend identity (PROTOCOL.md §6)
+	Token      []byte   // t, the decoded data[0]; the double-spend identity (verify/PROTOCOL.md §6)
 	Tag        []byte   // 32 bytes, the decoded data[1]
 	Bindings   []string // in request order, hashed as their UTF-8 bytes
 	Method     Method   // from data[2]; Increment when data has 2 elements
-	Compressed bool     // SEC1 compressed N in the key derivation (PROTOCOL.md §1, §6)
+	Compressed bool     // SEC1 compressed N in the key derivation (verify/PROTOCOL.md §1, §6)
 }
 
 // tagLen is the length of an HMAC-SHA256 tag.
@@ -64,9 +68,9 @@ const (
 	reasonCompressed      = "compressed must be a boolean"
 )
 
-// wireParams is the params object (PROTOCOL.md §1). Member names are matched
-// by encoding/json: case-insensitively, and a repeated member overrides the
-// earlier one. Unknown members are ignored.
+// wireParams is the params object (verify/PROTOCOL.md §1). Member names are
+// matched by encoding/json: case-insensitively, and a repeated member
+// overrides the earlier one. Unknown members are ignored.
 type wireParams struct {
 	Data       []dataString    `json:"data"`
 	Bindings   []bindingString `json:"bindings"`
@@ -89,7 +93,7 @@ type wireSettings struct {
 // structure is wrong, or an error that errors.Is ErrUnsupportedCurve when the
 // structure is right but data[2] names settings other than p256/sha256 and
 // increment or swu. All structural checks, including the base64 and JSON of
-// data[2], run before the curve settings are looked at (PROTOCOL.md §2).
+// data[2], run before the curve settings are looked at (verify/PROTOCOL.md §2).
 //
 // The caller must bound the size of params (the body limit of the HTTP
 // server): the limits in lim are checked after JSON decoding.
@@ -110,7 +114,7 @@ func ParseParams(params []byte, lim Limits) (*Redemption, error) {
 		return nil, jsonError(err)
 	}
 
-	// data (PROTOCOL.md §1).
+	// data (verify/PROTOCOL.md §1).
 	if len(w.Data) < 2 || len(w.Data) > 3 {
 		return nil, badParams(reasonDataShape)
 	}
@@ -133,7 +137,7 @@ func ParseParams(params []byte, lim Limits) (*Redemption, error) {
 		return nil, badParams(reasonTagLen)
 	}
 	// Older clients send two elements; the reference server then assumes
-	// p256/sha256/increment (PROTOCOL.md §1).
+	// p256/sha256/increment (verify/PROTOCOL.md §1).
 	settings := wireSettings{
 		Curve:  settingString{set: true, s: "p256"},
 		Hash:   settingString{set: true, s: "sha256"},
@@ -161,7 +165,7 @@ func ParseParams(params []byte, lim Limits) (*Redemption, error) {
 		return nil, badParams("bindings longer than " + strconv.Itoa(lim.MaxBindingsBytes) + " bytes in total")
 	}
 
-	// Structure is fine; now the curve settings (PROTOCOL.md §2 order).
+	// Structure is fine; now the curve settings (verify/PROTOCOL.md §2 order).
 	method, err := settings.method()
 	if err != nil {
 		return nil, err
@@ -180,8 +184,8 @@ func ParseParams(params []byte, lim Limits) (*Redemption, error) {
 	}, nil
 }
 
-// method checks the curve settings of data[2] (PROTOCOL.md §1: only P-256 with
-// SHA-256, and a known map).
+// method checks the curve settings of data[2] (verify/PROTOCOL.md §1: only
+// P-256 with SHA-256, and a known map).
 func (s *wireSettings) method() (Method, error) {
 	if !s.Curve.set || s.Curve.s != "p256" {
 		return 0, errCurveNotP256
@@ -218,8 +222,8 @@ var knownSettings = func() map[string]wireSettings {
 	return m
 }()
 
-// parseSettings decodes data[2]: base64 of a JSON object (PROTOCOL.md §1). It
-// is compared as parsed JSON, never as bytes.
+// parseSettings decodes data[2]: base64 of a JSON object (verify/PROTOCOL.md
+// §1). It is compared as parsed JSON, never as bytes.
 func parseSettings(s string) (wireSettings, error) {
 	if ws, ok := knownSettings[s]; ok {
 		return ws, nil
@@ -249,11 +253,11 @@ func decodeSettings(s string) (wireSettings, error) {
 
 var errTooLong = errors.New("too long")
 
-// decodeBase64 decodes canonical, padded, standard base64 (PROTOCOL.md §1: the
-// extension's encoding). Strict() rejects non-zero padding bits, so every byte
-// string has exactly one accepted text; Go's decoder silently skips '\r' and
-// '\n', so those are refused here. It returns errTooLong without decoding when
-// the text cannot fit in max bytes.
+// decodeBase64 decodes canonical, padded, standard base64 (verify/PROTOCOL.md
+// §1: the extension's encoding). Strict() rejects non-zero padding bits, so
+// every byte string has exactly one accepted text; Go's decoder silently skips
+// '\r' and '\n', so those are refused here. It returns errTooLong without
+// decoding when the text cannot fit in max bytes.
 func decodeBase64(s string, max int) ([]byte, error) {
 	if len(s) > base64.StdEncoding.EncodedLen(max) {
 		return nil, errTooLong

@@ -216,7 +216,7 @@ func paramsCases() []paramsCase {
 		{name: "settings empty object", params: data3(`{}`), want: curve},
 		{name: "settings with padding", params: data3(` {"curve":"p256 ","hash":"sha256","method":"increment"}`), want: curve},
 
-		// Order: structure before curve settings (PROTOCOL.md §2).
+		// Order: structure before curve settings (verify/PROTOCOL.md §2).
 		{name: "bad curve and no bindings", params: `{"data":[TOK,TAG,"` + b64(`{"curve":"p384"}`) + `"]}`, want: bad, reason: reasonBindingsShape},
 		{name: "bad curve and compressed null", params: `{"data":[TOK,TAG,"` + b64(`{"curve":"p384"}`) + `"],"bindings":[],"compressed":null}`, want: bad, reason: reasonCompressed},
 		{name: "bad curve and long token", params: `{"data":[` + long(300) + `,TAG,"` + b64(`{"curve":"p384"}`) + `"],"bindings":[]}`, want: bad, reason: "token longer than 256 bytes"},

@@ -13,7 +13,7 @@ import (
 	"fmt"
 )
 
-// PEM block types accepted by ParseKeysPEM (PROTOCOL.md §8).
+// PEM block types accepted by ParseKeysPEM (verify/PROTOCOL.md §8).
 const (
 	pemECParameters = "EC PARAMETERS"  // openssl ecparam output; skipped
 	pemECPrivateKey = "EC PRIVATE KEY" // SEC 1 (RFC 5915)

@@ -9,10 +9,10 @@ import (
 	"filippo.io/nistec"
 )
 
-// swuLabel is the domain label of the extension's h2Base (PROTOCOL.md §5).
+// swuLabel is the domain label of the extension's h2Base (verify/PROTOCOL.md §5).
 const swuLabel = "H2C-P256-SHA256-SSWU-"
 
-// P-256 constants for the SWU map (PROTOCOL.md §3, §5). They are read-only
+// P-256 constants for the SWU map (verify/PROTOCOL.md §3, §5). They are read-only
 // after package initialisation.
 var (
 	swuP = fromHex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff")
@@ -39,8 +39,8 @@ func fromHex(s string) *big.Int {
 }
 
 // swuU is h2Base of the extension (challenge-bypass-extension v2.0.6
-// src/ext/h2c.js; PROTOCOL.md §5): SHA256("h2b" || label || BE32(len(t)) || t)
-// as a big-endian integer, reduced mod p.
+// src/ext/h2c.js; verify/PROTOCOL.md §5): SHA256("h2b" || label ||
+// BE32(len(t)) || t) as a big-endian integer, reduced mod p.
 func swuU(t []byte) *big.Int {
 	var stack [3 + len(swuLabel) + 4 + 256]byte
 	in := append(stack[:0], "h2b"...)
@@ -54,7 +54,7 @@ func swuU(t []byte) *big.Int {
 
 // hashSWU is the extension's simplified SWU map (computeSWUCoordinates in
 // challenge-bypass-extension v2.0.6 src/ext/h2c.js, after
-// draft-irtf-cfrg-hash-to-curve-03; PROTOCOL.md §5):
+// draft-irtf-cfrg-hash-to-curve-03; verify/PROTOCOL.md §5):
 //
 //	t1 = -u²; t2 = t1²
 //	x1 = (inv0(t2 + t1) + 1)·c1;  x2 = t1·x1

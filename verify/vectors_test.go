@@ -14,7 +14,7 @@ import (
 	"filippo.io/nistec"
 )
 
-// vectors mirrors testdata/vectors.json (copied from PROTOCOL.md §9).
+// vectors mirrors testdata/vectors.json (verify/PROTOCOL.md §9).
 type vectors struct {
 	Published struct {
 		V206 struct {
@@ -127,8 +127,9 @@ func methodOf(tb testing.TB, s string) Method {
 	return 0
 }
 
-// refDeriveKey and refTag are PROTOCOL.md §6 written with crypto/hmac, an
-// independent check of the allocation-free hmacSHA256 path.
+// refDeriveKey and refTag are verify/PROTOCOL.md §6 written out directly
+// with crypto/hmac, a check of the message layout of the package's
+// transcript.
 func refDeriveKey(t, n []byte) []byte {
 	m := hmac.New(sha256.New, []byte("hash_derive_key"))
 	m.Write(t)
@@ -147,13 +148,10 @@ func refTag(dk []byte, bindings []string) []byte {
 
 // derive runs the package's own §6 code on a given N (encoded as SEC1).
 func derive(t, n []byte, bindings []string) (dk, tag []byte) {
-	buf := append(make([]byte, blockSize), t...)
-	buf = append(buf, n...)
-	var d, g [32]byte
-	hmacSHA256(&d, []byte(deriveKeyLabel), buf)
-	tr := newTranscript(nil, nil, t, bindings)
-	hmacSHA256(&g, d[:], tr.bind)
-	return d[:], g[:]
+	tr := newTranscript(t, bindings)
+	defer tr.release()
+	tr.tagOf(n)
+	return bytes.Clone(tr.dk[:]), bytes.Clone(tr.out[:])
 }
 
 func mustPoint(tb testing.TB, sec1 []byte) *nistec.P256Point {
@@ -191,7 +189,7 @@ func TestVectorExtensionV206(t *testing.T) {
 		t.Errorf("tag = %x, want %x", tag, want)
 	}
 	if !bytes.Equal(dk, refDeriveKey(tok, N)) || !bytes.Equal(tag, refTag(dk, v.Bindings)) {
-		t.Error("hmacSHA256 disagrees with crypto/hmac")
+		t.Error("the transcript disagrees with the HMACs written out")
 	}
 }
 
@@ -339,7 +337,8 @@ func TestVectorAPIRedeemReadme(t *testing.T) {
 	}
 }
 
-// checkUnblind checks N = r⁻¹·Z (PROTOCOL.md §7), with r⁻¹ mod n by Fermat.
+// checkUnblind checks N = r⁻¹·Z (verify/PROTOCOL.md §7), with r⁻¹ mod n by
+// Fermat.
 func checkUnblind(t *testing.T, Z, r, N []byte) {
 	t.Helper()
 	rInv := scalarInverse(r)
