@@ -247,3 +247,61 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoundTrip compares the hand-written client with fasthttp's, side
+// by side in one run (temporary, until the hand-written one goes).
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, client := range []string{"h1", "fasthttp"} {
+		for _, parallel := range []bool{false, true} {
+			b.Run(fmt.Sprintf("client=%s/%s", client, map[bool]string{false: "conns=1", true: "conns=64"}[parallel]), func(b *testing.B) {
+				addr := newFixedServer(b, benchAnswer)
+				req, body := benchRequest(b, addr)
+				check := func(answer []byte) error {
+					if code, ok := parseOutcome(answer); !ok || code != codeSuccess {
+						return fmt.Errorf("answer %q", answer)
+					}
+					return nil
+				}
+				if client == "fasthttp" {
+					hc, err := newHTTPClient(context.Background(), Config{URL: "http://" + addr + "/api/redeem",
+						Concurrency: 64, Timeout: 10 * time.Second, IdleConnTimeout: time.Minute})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer hc.close()
+					cpuBench(b, parallel, func() func() error {
+						s := hc.newSender(context.Background())
+						return func() error {
+							answer, _, err := s.send(body)
+							if err != nil {
+								return err
+							}
+							return check(answer)
+						}
+					})
+					return
+				}
+				var mu sync.Mutex
+				var clients []*h1Client
+				defer func() {
+					for _, c := range clients {
+						c.close()
+					}
+				}()
+				cpuBench(b, parallel, func() func() error {
+					c := newH1Client(context.Background(), addr, 10*time.Second)
+					mu.Lock()
+					clients = append(clients, c)
+					mu.Unlock()
+					return func() error {
+						answer, err := c.roundTrip(req, time.Now())
+						if err != nil {
+							return err
+						}
+						return check(answer)
+					}
+				})
+			})
+		}
+	}
+}
