@@ -516,7 +516,7 @@ func TestRoundTripAllocs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code, ok := parseOutcome(body); !ok || code != codeSuccess {
+		if code, ok := parseOutcomeScan(body); !ok || code != codeSuccess {
 			t.Fatalf("%q", body)
 		}
 	})

@@ -599,13 +599,13 @@ func TestParseOutcome(t *testing.T) {
 		`{"jsonrpc":"2.0","id":null,"error":{"message":"x","code": -32700}}`:                                            -32700,
 		"{\"error\":{\n  \"code\":\n -32020\n}}":                                                                        -32020,
 	} {
-		if got, ok := parseOutcome([]byte(body)); !ok || got != want {
+		if got, ok := parseOutcomeScan([]byte(body)); !ok || got != want {
 			t.Errorf("%s: %d %v, want %d", body, got, ok, want)
 		}
 	}
 	for _, body := range []string{``, `bad gateway`, `{"result":"failure"}`, `{"error":{"code":"x"}}`,
 		`{"error":{"message":"no code"}}`, `{"code":-1}`, `{"error":{"code":1}}`} {
-		if got, ok := parseOutcome([]byte(body)); ok {
+		if got, ok := parseOutcomeScan([]byte(body)); ok {
 			t.Errorf("%s: %d, want not ok", body, got)
 		}
 	}

@@ -239,12 +239,6 @@ func (r *runner) startProgress(start time.Time) (stop func()) {
 	})
 }
 
-// Outcome codes besides JSON-RPC error codes (which are negative).
-const (
-	codeSuccess   = 1
-	codeTransport = 2
-)
-
 var expectedCode = [numKinds]int{kindFresh: codeSuccess, kindBad: -32020, kindDouble: -32021}
 
 // worker sends requests one at a time, over its own connection on the fast
@@ -359,7 +353,7 @@ func (w *worker) send(j job, now time.Time) (code int, ok bool) {
 		}
 		return codeTransport, true
 	}
-	code, ok = parseOutcome(body)
+	code, ok = parseOutcomeScan(body)
 	if !ok {
 		if w.firstErr == nil {
 			w.firstErr = fmt.Errorf("an answer is not JSON-RPC (HTTP %d): %q", status, truncate(body))
@@ -446,10 +440,10 @@ var (
 	keyCode   = []byte(`"code"`)
 )
 
-// parseOutcome finds the outcome of a JSON-RPC answer without decoding it:
+// parseOutcomeScan finds the outcome of a JSON-RPC answer without decoding it:
 // codeSuccess for "result":"success", the error's "code" otherwise. ok is
 // false if the body is neither.
-func parseOutcome(b []byte) (code int, ok bool) {
+func parseOutcomeScan(b []byte) (code int, ok bool) {
 	if v, found := valueOf(b, keyResult); found {
 		if bytes.HasPrefix(v, []byte(`"success"`)) {
 			return codeSuccess, true
