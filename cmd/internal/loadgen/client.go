@@ -16,9 +16,21 @@ import (
 // (https://github.com/valyala/fasthttp, client.go) for http:// and https://
 // URLs alike. See the package doc for why this library and what it is told.
 
-// ioBufferSize is the size of a connection's read and write buffers; a
-// status or header line of an answer must fit in the read buffer.
-const ioBufferSize = 4096
+const (
+	// ioBufferSize is the size of a connection's read and write buffers;
+	// the status line and headers of an answer must fit in the read buffer.
+	ioBufferSize = 4096
+	// dialTimeout bounds one dial (the request's Timeout bounds it too).
+	dialTimeout = 5 * time.Second
+	// Backoff before the next request after a failed dial: doubles from
+	// minDialBackoff up to maxDialBackoff, reset by a request that got a
+	// connection.
+	minDialBackoff = 5 * time.Millisecond
+	maxDialBackoff = 200 * time.Millisecond
+)
+
+// errAborted is the error of a request that the run's cancellation stopped.
+var errAborted = errors.New("loadgen: request aborted: the run was cancelled")
 
 // httpClient sends the requests of one run to the URL's host over at most
 // Concurrency keep-alive connections.
@@ -145,9 +157,15 @@ func (d *dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	if timeout <= 0 || timeout > dialTimeout {
 		timeout = dialTimeout
 	}
+	if d.ctx.Err() != nil {
+		return nil, errAborted
+	}
 	nd := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	conn, err := nd.DialContext(d.ctx, "tcp", addr)
 	if err != nil {
+		if d.ctx.Err() != nil {
+			return nil, errAborted
+		}
 		return nil, &dialError{err}
 	}
 	d.mu.Lock()
