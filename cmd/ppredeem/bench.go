@@ -28,7 +28,12 @@ the figures measure the server. Without --rate the load is closed-loop:
 --concurrency workers each send the next request as soon as the previous
 answer arrives. With --rate it is open-loop: requests start on a fixed
 schedule and latency counts from the scheduled start. Progress goes to
-stderr; the report to stdout (with --json, one JSON object).`,
+stderr; the report to stdout (with --json, one JSON object).
+
+The exit status is 1 if any request got an unexpected answer or none at all
+(a transport failure: connection error, timeout, an answer that is not
+JSON-RPC), after the report is written; the -32021 and -32020 answers that
+--double-spend and --bad-tag ask for are expected, not failures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(keyFiles) == 0 {
@@ -52,10 +57,14 @@ stderr; the report to stdout (with --json, one JSON object).`,
 			if err != nil {
 				return err
 			}
+			write := report.WriteText
 			if asJSON {
-				return report.WriteJSON(cmd.OutOrStdout())
+				write = report.WriteJSON
 			}
-			return report.WriteText(cmd.OutOrStdout())
+			if err := write(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			return report.Err()
 		},
 	}
 	f := cmd.Flags()

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -60,5 +65,67 @@ func TestKeysListEmbedded(t *testing.T) {
 	}
 	if !strings.Contains(out, testKey(t).ID()) || !strings.Contains(out, " 2\n") || !strings.Contains(out, "0 (no storage yet)") {
 		t.Fatalf("keys list on the embedded store:\n%s", out)
+	}
+}
+
+// TestBenchExitStatus: bench fails (after writing its report) when a request
+// got an unexpected answer or a transport failure, and only then; the
+// binary exits with status 1.
+func TestBenchExitStatus(t *testing.T) {
+	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile))
+	unknown := writeKeyFile(t, t.TempDir(), newKey(t)) // the server does not hold it
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return "http://" + ln.Addr().String() + "/api/redeem"
+	}()
+
+	mix := []string{"--double-spend", "0.2", "--bad-tag", "0.2"}
+	for _, tc := range []struct {
+		name, url, keys string
+		mix             []string
+		want            string // in the error; "" for none
+	}{
+		{"expected answers", srv.url, testKeyFile, mix, ""},
+		// The bad tags are what they ask for; the 16 others are not.
+		{"unexpected answers", srv.url, unknown, mix, "16 unexpected answers and 0 transport failures"},
+		{"transport failures", closed, testKeyFile, nil, "0 unexpected answers and 20 transport failures"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, append([]string{"bench", "--url", tc.url, "--keys", tc.keys, "--concurrency", "2", "--count", "20",
+				"--json"}, tc.mix...)...)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("error %v, want %q\n%s", err, tc.want, out)
+			}
+			if !strings.Contains(out, `"redemptions_per_second"`) {
+				t.Fatalf("no report before the error:\n%s", out)
+			}
+		})
+	}
+
+	// The binary: status 1 with the report on stdout and the reason on stderr.
+	for _, tc := range []struct {
+		keys   string
+		status int
+	}{{testKeyFile, 0}, {unknown, 1}} {
+		cmd := exec.Command(binary(t), "bench", "--url", srv.url, "--keys", tc.keys, "--concurrency", "2", "--count", "20", "--json")
+		cmd.Env = append(os.Environ(), "PPREDEEM_CONFIG=")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		status := 0
+		if exit, ok := errors.AsType[*exec.ExitError](err); ok {
+			status = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		var report struct{ Unexpected int }
+		if status != tc.status || json.Unmarshal(stdout.Bytes(), &report) != nil ||
+			status == 1 && (report.Unexpected != 20 || !strings.Contains(stderr.String(), "ppredeem: loadgen: 20 unexpected answers")) {
+			t.Fatalf("keys %s: status %d, want %d\nstdout: %s\nstderr: %s", tc.keys, status, tc.status, stdout.String(), stderr.String())
+		}
 	}
 }

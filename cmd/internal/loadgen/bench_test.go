@@ -2,30 +2,30 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/ppredeem/ppredeem/verify"
 )
 
-// Benchmarks of one request's client cost: the fast path against the
-// net/http path it replaces, against an in-process TCP server that answers
-// every request with the same fixed answer without allocating (so allocs/op
-// is the client's). ns/op is wall time per round trip and includes the
-// server's share; cpu-ns/op (Linux and BSDs) is the process's user+system
-// CPU time per request, the server goroutine included, so the difference
-// between the benchmarks is the difference between the clients. The
+// Benchmarks of one request's client cost, against an in-process TCP server
+// that answers every request with the same fixed answer without allocating
+// (so allocs/op is the client's). ns/op is wall time per round trip and
+// includes the server's share; cpu-ns/op (Linux and BSDs) is the process's
+// user+system CPU time per request, the server goroutine included. The
 // server's share alone is roughly BenchmarkRawRoundTrip, a client that only
-// writes the request and reads a known number of bytes.
+// writes the request and reads a known number of bytes, so the client's own
+// cost is the difference.
 //
 //	go test -run '^$' -bench RoundTrip -benchtime 3s ./cmd/internal/loadgen/
 
@@ -67,6 +67,8 @@ func newFixedServer(tb testing.TB, answer []byte) string {
 	return ln.Addr().String()
 }
 
+var contentLength = []byte("content-length:")
+
 func serveFixed(conn net.Conn, answer []byte) {
 	defer conn.Close()
 	br := bufio.NewReaderSize(conn, 8192)
@@ -80,10 +82,12 @@ func serveFixed(conn net.Conn, answer []byte) {
 			if len(line) <= 2 {
 				break
 			}
-			if len(line) > 16 && equalFoldASCII(line[:15], "content-length:") {
-				if n, ok := parseDecimal(trimOWS(line[15 : len(line)-2])); ok {
-					length = int(n)
+			if len(line) > len(contentLength) && bytes.EqualFold(line[:len(contentLength)], contentLength) {
+				n, err := strconv.Atoi(string(bytes.TrimSpace(line[len(contentLength):])))
+				if err != nil {
+					return
 				}
+				length = n
 			}
 		}
 		if _, err := br.Discard(length); err != nil {
@@ -95,22 +99,14 @@ func serveFixed(conn net.Conn, answer []byte) {
 	}
 }
 
-// benchRequest is a request the size of a real one (about 330 bytes).
-func benchRequest(tb testing.TB, addr string) (req, body []byte) {
-	u, err := url.Parse("http://" + addr + "/api/redeem")
-	if err != nil {
-		tb.Fatal(err)
-	}
+// benchBody is a request body the size of a real one (about 330 bytes).
+func benchBody(tb testing.TB) []byte {
 	bt, err := newBodyTemplate(verify.Increment)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var t, tag [tokenLen]byte
-	body = bt.appendBody(nil, 123456, t[:], tag[:])
-	req = []byte(newH1Target(u).head)
-	req = strconv.AppendInt(req, int64(len(body)), 10)
-	req = append(req, "\r\n\r\n"...)
-	return append(req, body...), body
+	return bt.appendBody(nil, 123456, t[:], tag[:])
 }
 
 // benchAnswer is what ppredeem answers to a successful redemption.
@@ -152,57 +148,30 @@ func cpuBench(b *testing.B, parallel bool, setup func() func() error) {
 	}
 }
 
-func BenchmarkClientRoundTrip(b *testing.B) {
-	for _, parallel := range []bool{false, true} {
-		b.Run(map[bool]string{false: "conns=1", true: "conns=64"}[parallel], func(b *testing.B) {
-			addr := newFixedServer(b, benchAnswer)
-			req, _ := benchRequest(b, addr)
-			var mu sync.Mutex
-			var clients []*h1Client
-			defer func() {
-				for _, c := range clients {
-					c.close()
-				}
-			}()
-			cpuBench(b, parallel, func() func() error {
-				c := newH1Client(context.Background(), addr, 10*time.Second)
-				mu.Lock()
-				clients = append(clients, c)
-				mu.Unlock()
-				return func() error {
-					body, err := c.roundTrip(req, time.Now())
-					if err != nil {
-						return err
-					}
-					if code, ok := parseOutcome(body); !ok || code != codeSuccess {
-						return fmt.Errorf("answer %q", body)
-					}
-					return nil
-				}
-			})
-		})
-	}
-}
+var connsName = map[bool]string{false: "conns=1", true: "conns=64"}
 
-// BenchmarkNetHTTPRoundTrip is the path the fast path replaces (still used
-// for https:// URLs), with Run's transport settings.
-func BenchmarkNetHTTPRoundTrip(b *testing.B) {
+// BenchmarkRoundTrip is what a request costs the generator: the fasthttp
+// round trip and the decoding of the answer, as a worker does them.
+func BenchmarkRoundTrip(b *testing.B) {
 	for _, parallel := range []bool{false, true} {
-		b.Run(map[bool]string{false: "conns=1", true: "conns=64"}[parallel], func(b *testing.B) {
+		b.Run(connsName[parallel], func(b *testing.B) {
 			addr := newFixedServer(b, benchAnswer)
-			_, body := benchRequest(b, addr)
-			u, _ := url.Parse("http://" + addr + "/api/redeem")
-			tr := newTransport(64, nil)
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			body := benchBody(b)
+			c, err := newHTTPClient(context.Background(), Config{URL: "http://" + addr + "/api/redeem",
+				Concurrency: 64, Timeout: 10 * time.Second, IdleConnTimeout: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.close()
 			cpuBench(b, parallel, func() func() error {
-				s := newNetHTTPSender(context.Background(), client, u)
+				s := c.newSender(context.Background())
+				var p fastjson.Parser
 				return func() error {
 					answer, _, err := s.send(body)
 					if err != nil {
 						return err
 					}
-					if code, ok := parseOutcome(answer); !ok || code != codeSuccess {
+					if code, ok := parseOutcome(&p, answer); !ok || code != codeSuccess {
 						return fmt.Errorf("answer %q", answer)
 					}
 					return nil
@@ -212,14 +181,14 @@ func BenchmarkNetHTTPRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkRawRoundTrip is the floor: write the request, read the known
-// answer length, nothing else. The fast path's own cost is its excess over
-// this.
+// BenchmarkRawRoundTrip is the floor: write a request of the same size,
+// read the known answer length, nothing else.
 func BenchmarkRawRoundTrip(b *testing.B) {
 	for _, parallel := range []bool{false, true} {
-		b.Run(map[bool]string{false: "conns=1", true: "conns=64"}[parallel], func(b *testing.B) {
+		b.Run(connsName[parallel], func(b *testing.B) {
 			addr := newFixedServer(b, benchAnswer)
-			req, _ := benchRequest(b, addr)
+			body := benchBody(b)
+			req := fmt.Appendf(nil, "POST /api/redeem HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", addr, len(body), body)
 			var mu sync.Mutex
 			var conns []net.Conn
 			defer func() {
@@ -244,6 +213,25 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 					return err
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkParseOutcome is the decoding of an answer alone.
+func BenchmarkParseOutcome(b *testing.B) {
+	var p fastjson.Parser
+	for _, tc := range []struct {
+		answer string
+		want   int
+	}{{okBody, codeSuccess}, {`{"jsonrpc":"2.0","id":123456,"error":{"code":-32021,"message":"Redemption for token that has already been spent"}}`, -32021}} {
+		body := []byte(tc.answer)
+		b.Run(fmt.Sprintf("code=%d", tc.want), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if code, ok := parseOutcome(&p, body); !ok || code != tc.want {
+					b.Fatal(code, ok)
+				}
+			}
 		})
 	}
 }

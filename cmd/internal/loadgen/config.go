@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,10 @@ import (
 const (
 	DefaultConcurrency = 64
 	DefaultTimeout     = 10 * time.Second
+	// DefaultIdleConnTimeout is the default of Config.IdleConnTimeout.
+	DefaultIdleConnTimeout = 500 * time.Millisecond
+	// DefaultProgressInterval is the default of Config.ProgressInterval.
+	DefaultProgressInterval = time.Second
 	// DefaultPoolCap bounds the tokens minted for a run that Count does not
 	// bound (closed loop with Duration only, or Rate×Duration above it).
 	DefaultPoolCap = 200_000
@@ -45,6 +50,17 @@ type Config struct {
 	// PoolSize, if > 0, is the number of tokens to mint when Count does not
 	// bound the run (Duration only). 0 = estimate (see the package doc).
 	PoolSize int
+	// TLSConfig configures https:// connections; nil uses the system's
+	// roots and the URL's host as the server name.
+	TLSConfig *tls.Config
+	// IdleConnTimeout closes a keep-alive connection that has been idle for
+	// longer instead of reusing it, so that one the server closed while it
+	// was idle does not cost a request a transport failure (a closed loop
+	// never idles). Default 500ms, below any usual server idle timeout.
+	IdleConnTimeout time.Duration
+	// ProgressInterval is how often a progress line is written to Progress
+	// (default 1s).
+	ProgressInterval time.Duration
 }
 
 // withDefaults validates c and fills in its defaults.
@@ -104,6 +120,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Timeout < 0 {
 		return c, fmt.Errorf("loadgen: timeout %v < 0", c.Timeout)
+	}
+	if c.IdleConnTimeout == 0 {
+		c.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = DefaultProgressInterval
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"idle connection timeout", c.IdleConnTimeout}, {"progress interval", c.ProgressInterval}} {
+		if d.v < 0 {
+			return c, fmt.Errorf("loadgen: %s %v < 0", d.name, d.v)
+		}
 	}
 	if c.PoolSize < 0 {
 		return c, fmt.Errorf("loadgen: pool size %d < 0", c.PoolSize)

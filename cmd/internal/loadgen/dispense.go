@@ -20,7 +20,6 @@ const (
 // job is one request to send.
 type job struct {
 	body  []byte // the request body
-	req   []byte // the whole HTTP/1.1 request (fast path), body included
 	kind  kind
 	valid int32     // index of a fresh token in tokens.valid, else -1
 	sched time.Time // open loop: when the request was due
@@ -91,9 +90,9 @@ func (d *dispenser) take() (job, bool) {
 			d.exhausted = fmt.Sprintf("the %d bad-tag tokens were used up", len(d.tok.bad))
 			return job{}, false
 		}
+		i := d.nextBad
 		d.nextBad++
-		i := d.nextBad - 1
-		return job{body: d.tok.bad[i], req: reqAt(d.tok.badReq, i), kind: kindBad, valid: -1}, true
+		return job{body: d.tok.bad[i], kind: kindBad, valid: -1}, true
 	case kindDouble:
 		if len(d.spent) > 0 {
 			return d.resendLocked(), true
@@ -113,7 +112,7 @@ func (d *dispenser) take() (job, bool) {
 func (d *dispenser) resendLocked() job {
 	i := d.spent[d.rr%len(d.spent)]
 	d.rr++
-	return job{body: d.tok.valid[i], req: reqAt(d.tok.validReq, int(i)), kind: kindDouble, valid: -1}
+	return job{body: d.tok.valid[i], kind: kindDouble, valid: -1}
 }
 
 func (d *dispenser) freshLocked() (job, bool) {
@@ -127,7 +126,7 @@ func (d *dispenser) freshLocked() (job, bool) {
 	}
 	i := d.nextValid
 	d.nextValid++
-	return job{body: d.tok.valid[i], req: reqAt(d.tok.validReq, i), kind: kindFresh, valid: int32(i)}, true
+	return job{body: d.tok.valid[i], kind: kindFresh, valid: int32(i)}, true
 }
 
 // skip plans a slot that is not sent (open loop, late). It returns false when

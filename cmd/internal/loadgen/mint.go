@@ -30,22 +30,10 @@ const mintChunk = 64
 // be minted (it does not hash to the curve) before minting fails.
 const mintRetries = 8
 
-// tokens are the pre-built requests of a run.
+// tokens are the pre-built request bodies of a run.
 type tokens struct {
 	valid [][]byte // request bodies with good tags
 	bad   [][]byte // request bodies with one bit of the tag flipped
-	// validReq and badReq are the same requests as whole HTTP/1.1 messages
-	// (request line, headers, body) for the fast path; each body above
-	// aliases the tail of its request. nil if mint was given no head.
-	validReq, badReq [][]byte
-}
-
-// reqAt returns reqs[i], or nil if the whole requests were not built.
-func reqAt(reqs [][]byte, i int) []byte {
-	if reqs == nil {
-		return nil
-	}
-	return reqs[i]
 }
 
 // bodyTemplate holds the parts of a request body that do not change.
@@ -102,30 +90,19 @@ func (bt *bodyTemplate) fixedLen() int {
 		len(bt.params) + len(`"],"bindings":`) + len(bt.bindings) + len(`,"compressed":false}}`)
 }
 
-// mint mints nValid tokens with good tags and nBad with a flipped tag bit on
-// GOMAXPROCS goroutines, and builds their request bodies. Token j is minted
-// under keys[j%len(keys)].
-func mint(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad int, progress io.Writer) (*tokens, error) {
-	return mintRequests(ctx, keys, m, nValid, nBad, "", progress)
-}
-
-// mintRequests is mint that also builds whole HTTP/1.1 requests if head is
-// not empty: head (request line and headers, ending in "Content-Length: "),
-// the body's length, a blank line, the body.
-func mintRequests(ctx context.Context, keys []*verify.Key, m verify.Method, nValid, nBad int, head string, progress io.Writer) (*tokens, error) {
+// mint mints nValid tokens with good tags and nBad with a flipped tag bit
+// under c.Keys with c.Method, on GOMAXPROCS goroutines, and builds their
+// request bodies; progress goes to c.Progress. Token j is minted under
+// c.Keys[j%len(c.Keys)].
+func mint(ctx context.Context, c Config, nValid, nBad int) (*tokens, error) {
+	keys, m, progress := c.Keys, c.Method, c.Progress
 	bt, err := newBodyTemplate(m)
 	if err != nil {
 		return nil, err
 	}
 	total := nValid + nBad
 	bodies := make([][]byte, total)
-	var reqs [][]byte
-	maxBody := bt.bodyLen(total)
-	maxLen := maxBody
-	if head != "" {
-		reqs = make([][]byte, total)
-		maxLen += len(head) + len(strconv.Itoa(maxBody)) + len("\r\n\r\n")
-	}
+	maxLen := bt.bodyLen(total)
 
 	var (
 		next     atomic.Int64 // next chunk start
@@ -141,7 +118,7 @@ func mintRequests(ctx context.Context, keys []*verify.Key, m verify.Method, nVal
 	procs := min(runtime.GOMAXPROCS(0), max(1, (total+mintChunk-1)/mintChunk))
 
 	start := time.Now()
-	stopProgress := startTicker(progress, func(now time.Time) {
+	stopProgress := startTicker(progress, c.ProgressInterval, func(now time.Time) {
 		fmt.Fprintf(progress, "bench: minting %d/%d tokens (%.1fs)\n",
 			done.Load(), total, now.Sub(start).Seconds())
 	})
@@ -193,21 +170,12 @@ func mintRequests(ctx context.Context, keys []*verify.Key, m verify.Method, nVal
 						tb[(j*7)%len(tb)] ^= 1 << (j % 8) // corrupt one bit
 					}
 					off := len(arena)
-					if head != "" {
-						arena = append(arena, head...)
-						arena = strconv.AppendInt(arena, int64(bt.bodyLen(j+1)), 10)
-						arena = append(arena, "\r\n\r\n"...)
-					}
-					bodyOff := len(arena)
 					arena = bt.appendBody(arena, j+1, t, tb[:])
-					bodies[j] = arena[bodyOff:len(arena):len(arena)]
-					if head != "" {
-						if n := len(arena) - bodyOff; n != bt.bodyLen(j+1) { // fixedLen is out of date
-							fail(fmt.Errorf("loadgen: request %d: body is %d bytes, Content-Length says %d", j, n, bt.bodyLen(j+1)))
-							return
-						}
-						reqs[j] = arena[off:len(arena):len(arena)]
+					if n := len(arena) - off; n > maxLen { // bodyLen is out of date
+						fail(fmt.Errorf("loadgen: request %d: body is %d bytes, more than the %d reserved", j, n, maxLen))
+						return
 					}
+					bodies[j] = arena[off:len(arena):len(arena)]
 				}
 				done.Add(int64(hi - lo))
 			}
@@ -222,16 +190,12 @@ func mintRequests(ctx context.Context, keys []*verify.Key, m verify.Method, nVal
 		el := time.Since(start)
 		fmt.Fprintf(progress, "bench: minted %d tokens in %.2fs on %d goroutines\n", total, el.Seconds(), procs)
 	}
-	tok := &tokens{valid: bodies[:nValid:nValid], bad: bodies[nValid:]}
-	if reqs != nil {
-		tok.validReq, tok.badReq = reqs[:nValid:nValid], reqs[nValid:]
-	}
-	return tok, nil
+	return &tokens{valid: bodies[:nValid:nValid], bad: bodies[nValid:]}, nil
 }
 
-// startTicker calls f every progressInterval until the returned stop function
-// is called; stop waits for f to return. With w == nil it does nothing.
-func startTicker(w io.Writer, f func(now time.Time)) (stop func()) {
+// startTicker calls f every interval until the returned stop function is
+// called; stop waits for f to return. With w == nil it does nothing.
+func startTicker(w io.Writer, interval time.Duration, f func(now time.Time)) (stop func()) {
 	if w == nil {
 		return func() {}
 	}
@@ -239,7 +203,7 @@ func startTicker(w io.Writer, f func(now time.Time)) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(progressInterval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {

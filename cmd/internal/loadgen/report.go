@@ -112,6 +112,20 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// Err says whether the run failed, for a script's sake: it returns an error
+// if any request got an unexpected answer (Unexpected > 0) or none at all
+// (Codes["transport"] > 0), and nil otherwise. The answers a request was
+// built to get (-32021 for a double spend, -32020 for a bad tag) are not
+// failures, nor are late requests (never sent) or an early stop (see Notes).
+// `ppredeem bench` exits non-zero when Err is not nil.
+func (r *Report) Err() error {
+	transport := r.Codes[codeName(codeTransport)]
+	if r.Unexpected == 0 && transport == 0 {
+		return nil
+	}
+	return fmt.Errorf("loadgen: %d unexpected answers and %d transport failures (see the report)", r.Unexpected, transport)
+}
+
 // WriteJSON writes the report as one JSON object and a newline.
 func (r *Report) WriteJSON(w io.Writer) error {
 	return json.NewEncoder(w).Encode(r)

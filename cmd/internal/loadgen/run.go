@@ -1,24 +1,17 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fastjson"
 )
 
-// progressInterval is how often progress lines are written.
-var progressInterval = time.Second
-
-// maxResponse bounds how much of an answer is kept for parsing; the rest is
-// discarded.
+// maxResponse bounds an answer's body; a longer one is a transport failure
+// (the server's answers are about 100 bytes).
 const maxResponse = 64 << 10
 
 // Run mints the tokens, then sends the redemptions described by cfg and
@@ -26,65 +19,29 @@ const maxResponse = 64 << 10
 // failure (or cancellation) while minting; once the measurement has started,
 // Run always returns a report, also when ctx is cancelled.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	return runWith(ctx, cfg, options{})
-}
-
-// options are knobs for tests and benchmarks; Run uses the zero value.
-type options struct {
-	netHTTP   bool        // use net/http for http:// URLs too
-	tlsConfig *tls.Config // net/http path: TLS client configuration
-}
-
-func runWith(ctx context.Context, cfg Config, o options) (*Report, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(c.URL) // validated by withDefaults
-	p := newPlan(c)
-	r := &runner{cfg: c, pool: p}
-	head := ""
-	if u.Scheme == "http" && !o.netHTTP {
-		t := newH1Target(u)
-		r.target, head = &t, t.head
-	} else {
-		tr := newTransport(c.Concurrency, o.tlsConfig)
-		defer tr.CloseIdleConnections()
-		r.url = u
-		r.client = &http.Client{Transport: tr, Timeout: c.Timeout}
-	}
-	tok, err := mintRequests(ctx, c.Keys, c.Method, p.valid, p.bad, head, c.Progress)
+	client, err := newHTTPClient(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	defer client.close()
+	p := newPlan(c)
+	tok, err := mint(ctx, c, p.valid, p.bad)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: c, pool: p, client: client}
 	r.disp = newDispenser(c.Count, c.DoubleSpend, c.BadTag, tok)
 	return r.run(ctx), nil
-}
-
-// newTransport is the net/http transport of the https:// path.
-func newTransport(concurrency int, tlsConfig *tls.Config) *http.Transport {
-	return &http.Transport{
-		Proxy: nil, // measure the server, not a proxy
-		DialContext: (&net.Dialer{
-			Timeout:   dialTimeout,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSClientConfig:     tlsConfig,
-		MaxIdleConns:        2 * concurrency,
-		MaxIdleConnsPerHost: concurrency,
-		MaxConnsPerHost:     0,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
 }
 
 // runner is one measurement.
 type runner struct {
 	cfg    Config
-	target *h1Target    // fast path (http://); nil on the net/http path (https://)
-	url    *url.URL     // net/http path
-	client *http.Client // net/http path
+	client *httpClient
 	disp   *dispenser
 	pool   plan
 
@@ -103,11 +60,6 @@ func (r *runner) run(ctx context.Context) *Report {
 	for i := range workers {
 		workers[i] = r.newWorker(ctx, perWorker)
 	}
-	defer func() {
-		for _, w := range workers {
-			w.close()
-		}
-	}()
 
 	start := time.Now()
 	var deadline time.Time
@@ -127,7 +79,7 @@ func (r *runner) run(ctx context.Context) *Report {
 		for _, w := range workers {
 			wg.Go(func() {
 				for j := range jobs {
-					w.do(j, j.sched, time.Now())
+					w.do(j, j.sched)
 					r.inflight.Add(-1)
 				}
 			})
@@ -142,8 +94,7 @@ func (r *runner) run(ctx context.Context) *Report {
 					if !ok {
 						return
 					}
-					now := time.Now()
-					w.do(j, now, now)
+					w.do(j, time.Now())
 				}
 			})
 		}
@@ -225,7 +176,7 @@ func (r *runner) startProgress(start time.Time) (stop func()) {
 		total = fmt.Sprintf("/%d", r.cfg.Count)
 	}
 	prevDone, prevTime := int64(0), start
-	return startTicker(w, func(now time.Time) {
+	return startTicker(w, r.cfg.ProgressInterval, func(now time.Time) {
 		d := r.done.Load()
 		cur := float64(d-prevDone) / now.Sub(prevTime).Seconds()
 		avg := float64(d) / now.Sub(start).Seconds()
@@ -239,21 +190,15 @@ func (r *runner) startProgress(start time.Time) (stop func()) {
 	})
 }
 
-// Outcome codes besides JSON-RPC error codes (which are negative).
-const (
-	codeSuccess   = 1
-	codeTransport = 2
-)
-
 var expectedCode = [numKinds]int{kindFresh: codeSuccess, kindBad: -32020, kindDouble: -32021}
 
-// worker sends requests one at a time, over its own connection on the fast
-// path, and keeps its own statistics, merged when the run is over.
+// worker sends requests one at a time and keeps its own statistics, merged
+// when the run is over.
 type worker struct {
-	r   *runner
-	ctx context.Context
-	h1  *h1Client      // fast path
-	std *netHTTPSender // net/http path
+	r      *runner
+	ctx    context.Context
+	sender *sender
+	parser fastjson.Parser // decodes the answers
 
 	lat        []time.Duration
 	codes      []codeCount // a handful of distinct codes: a slice beats a map
@@ -267,24 +212,12 @@ type worker struct {
 type codeCount struct{ code, n int }
 
 func (r *runner) newWorker(ctx context.Context, capacity int) *worker {
-	w := &worker{
-		r:     r,
-		ctx:   ctx,
-		lat:   make([]time.Duration, 0, capacity),
-		codes: make([]codeCount, 0, 8),
-	}
-	if r.target != nil {
-		w.h1 = newH1Client(ctx, r.target.addr, r.cfg.Timeout)
-	} else {
-		w.std = newNetHTTPSender(ctx, r.client, r.url)
-	}
-	return w
-}
-
-// close releases the worker's connection.
-func (w *worker) close() {
-	if w.h1 != nil {
-		w.h1.close()
+	return &worker{
+		r:      r,
+		ctx:    ctx,
+		sender: r.client.newSender(ctx),
+		lat:    make([]time.Duration, 0, capacity),
+		codes:  make([]codeCount, 0, 8),
 	}
 }
 
@@ -309,10 +242,9 @@ func (w *worker) count(code int) int {
 	return 0
 }
 
-// do sends j and records its outcome; latency runs from t0, now is the time
-// the request is sent.
-func (w *worker) do(j job, t0, now time.Time) {
-	code, ok := w.send(j, now)
+// do sends j and records its outcome; latency runs from t0.
+func (w *worker) do(j job, t0 time.Time) {
+	code, ok := w.send(j)
 	lat := time.Since(t0)
 	if !ok { // aborted by ctx: not counted
 		w.r.cancelled.Add(1)
@@ -338,18 +270,8 @@ func (w *worker) do(j job, t0, now time.Time) {
 
 // send sends j and returns the outcome code; ok is false if the request was
 // aborted because the run's context was cancelled.
-func (w *worker) send(j job, now time.Time) (code int, ok bool) {
-	var (
-		body   []byte
-		status int
-		err    error
-	)
-	if w.h1 != nil {
-		body, err = w.h1.roundTrip(j.req, now)
-		status = w.h1.status
-	} else {
-		body, status, err = w.std.send(j.body)
-	}
+func (w *worker) send(j job) (code int, ok bool) {
+	body, status, err := w.sender.send(j.body)
 	if err != nil {
 		if w.ctx.Err() != nil {
 			return 0, false
@@ -359,7 +281,7 @@ func (w *worker) send(j job, now time.Time) (code int, ok bool) {
 		}
 		return codeTransport, true
 	}
-	code, ok = parseOutcome(body)
+	code, ok = parseOutcome(&w.parser, body)
 	if !ok {
 		if w.firstErr == nil {
 			w.firstErr = fmt.Errorf("an answer is not JSON-RPC (HTTP %d): %q", status, truncate(body))
@@ -369,141 +291,10 @@ func (w *worker) send(j job, now time.Time) (code int, ok bool) {
 	return code, true
 }
 
-// netHTTPSender is a worker's net/http client, for https:// URLs.
-type netHTTPSender struct {
-	ctx    context.Context
-	client *http.Client
-	url    url.URL
-	header http.Header
-	buf    []byte
-}
-
-func newNetHTTPSender(ctx context.Context, client *http.Client, u *url.URL) *netHTTPSender {
-	return &netHTTPSender{
-		ctx:    ctx,
-		client: client,
-		url:    *u,
-		header: http.Header{"Content-Type": {"application/json"}},
-		buf:    make([]byte, 0, 1024),
-	}
-}
-
-// send POSTs body and returns the answer's body (valid until the next call)
-// and status.
-func (s *netHTTPSender) send(body []byte) ([]byte, int, error) {
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &s.url,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        s.header,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Host:          s.url.Host,
-		GetBody: func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(body)), nil
-		},
-	}
-	resp, err := s.client.Do(req.WithContext(s.ctx))
-	if err != nil {
-		return nil, 0, err
-	}
-	s.buf, err = readBody(s.buf, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, resp.StatusCode, err
-	}
-	return s.buf, resp.StatusCode, nil
-}
-
-// readBody reads r into buf[:0], keeping at most maxResponse bytes and
-// discarding the rest.
-func readBody(buf []byte, r io.Reader) ([]byte, error) {
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) >= maxResponse {
-				_, err := io.Copy(io.Discard, r)
-				return buf, err
-			}
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
-
-var (
-	keyResult = []byte(`"result"`)
-	keyError  = []byte(`"error"`)
-	keyCode   = []byte(`"code"`)
-)
-
-// parseOutcome finds the outcome of a JSON-RPC answer without decoding it:
-// codeSuccess for "result":"success", the error's "code" otherwise. ok is
-// false if the body is neither.
-func parseOutcome(b []byte) (code int, ok bool) {
-	if v, found := valueOf(b, keyResult); found {
-		if bytes.HasPrefix(v, []byte(`"success"`)) {
-			return codeSuccess, true
-		}
-		return 0, false
-	}
-	i := bytes.Index(b, keyError)
-	if i < 0 {
-		return 0, false
-	}
-	v, found := valueOf(b[i+len(keyError):], keyCode)
-	if !found {
-		return 0, false
-	}
-	neg := false
-	if len(v) > 0 && v[0] == '-' {
-		neg, v = true, v[1:]
-	}
-	n, digits := 0, 0
-	for _, c := range v {
-		if c < '0' || c > '9' || digits > 9 {
-			break
-		}
-		n = n*10 + int(c-'0')
-		digits++
-	}
-	if digits == 0 {
-		return 0, false
-	}
-	if neg {
-		n = -n
-	}
-	if n == codeSuccess || n == codeTransport { // cannot collide with our markers
-		return 0, false
-	}
-	return n, true
-}
-
-// valueOf returns what follows `key` and a colon (with optional whitespace).
-func valueOf(b, key []byte) ([]byte, bool) {
-	i := bytes.Index(b, key)
-	if i < 0 {
-		return nil, false
-	}
-	v := skipSpace(b[i+len(key):])
-	if len(v) == 0 || v[0] != ':' {
-		return nil, false
-	}
-	return skipSpace(v[1:]), true
-}
-
-func skipSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
+// truncate shortens b for an error message.
+func truncate(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
 	}
 	return b
 }
