@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/ppredeem/ppredeem/rpc"
+	"github.com/ppredeem/ppredeem/rpc/kind/voprf"
+	"github.com/ppredeem/ppredeem/rpc/wire"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/verify"
 )
@@ -64,7 +66,12 @@ func newServer(t *testing.T, keys []*verify.Key, wrap func(http.Handler) http.Ha
 	if err := store.PrepareKeys(context.Background(), ids); err != nil {
 		t.Fatal(err)
 	}
-	h, err := rpc.NewHandler(rpc.Options{Keys: func() *verify.KeySet { return ks }, Spender: store, Ready: store.Ping})
+	set := voprf.New(ks, verify.Limits{})
+	h, err := rpc.NewHandler(rpc.Options{
+		Kinds:   []rpc.Kind{{Method: wire.MethodRedeem, Keys: func() rpc.KeySet { return set }}},
+		Spender: store,
+		Ready:   store.Ping,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +91,7 @@ func newServer(t *testing.T, keys []*verify.Key, wrap func(http.Handler) http.Ha
 		s.Start()
 	}
 	t.Cleanup(s.Close) // before the store's Close
-	s.url = s.URL + rpc.RedeemPath
+	s.url = s.URL + wire.RedeemPath
 	return s
 }
 
