@@ -550,3 +550,54 @@ func TestBoltCheck(t *testing.T) {
 		t.Fatalf("Check with a stray bucket = %v", err)
 	}
 }
+
+// TestBoltBackup: a backup taken while spends go on holds every spend acknowledged before it
+// began, and the copy alone restores the store in a new directory.
+func TestBoltBackup(t *testing.T) {
+	ctx := ctxT(t)
+	path, toks := newBoltStore(t, 500)
+	s := openBolt(t, path)
+	id, _ := s.Identity(ctx)
+	stop := make(chan struct{})
+	spending := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				spending <- nil
+				return
+			default:
+			}
+			if err := s.Spend(ctx, keyA, randToken(t)); err != nil {
+				spending <- err
+				return
+			}
+		}
+	}()
+	restored := filepath.Join(t.TempDir(), "restored", "spent.db")
+	if err := os.MkdirAll(filepath.Dir(restored), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Backup(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-spending; err != nil {
+		t.Fatal(err)
+	}
+	wantSpent(t, restored, toks)
+	r := openBolt(t, restored)
+	if got, _ := r.Identity(ctx); got != id || readMarkerID(t, filepath.Dir(restored)) != id.ID {
+		t.Fatalf("restored store has identity %+v, want %+v", got, id)
+	}
+	if err := r.Check(ctx); err != nil {
+		t.Fatalf("Check of the restored store: %v", err)
+	}
+}

@@ -76,8 +76,12 @@ type boltChecker struct {
 	size     int64
 	pageSize uint64
 	hwm      uint64
-	seen     map[uint64]bool
+	seen     []uint64 // bit set of the pages reached
+	bufs     [][]byte // one page buffer per depth of the walk, reused
 }
+
+func (c *boltChecker) reached(id uint64) bool { return c.seen[id/64]&(1<<(id%64)) != 0 }
+func (c *boltChecker) reach(id uint64)        { c.seen[id/64] |= 1 << (id % 64) }
 
 func (c *boltChecker) check() error {
 	if c.size == 0 {
@@ -129,7 +133,9 @@ func (c *boltChecker) check() error {
 		return fmt.Errorf("the file is %d bytes, shorter than the %d pages (%d bytes) its meta page lists: truncated",
 			c.size, c.hwm, need)
 	}
-	c.seen = map[uint64]bool{0: true, 1: true}
+	c.seen = make([]uint64, (c.hwm+63)/64)
+	c.reach(0)
+	c.reach(1)
 	if m.freelist != boltNoFreelist {
 		if err := c.checkFreelist(m.freelist); err != nil {
 			return err
@@ -173,10 +179,13 @@ func (c *boltChecker) readPage(id uint64, wantFlags uint16, path []uint64) ([]by
 	if id < 2 || id >= c.hwm {
 		return nil, fmt.Errorf("page %d (reached through pages %v) is outside the file's pages 2..%d", id, path, c.hwm-1)
 	}
-	if c.seen[id] {
+	if c.reached(id) {
 		return nil, fmt.Errorf("page %d is referenced twice (through pages %v)", id, path)
 	}
-	buf := make([]byte, c.pageSize)
+	for len(c.bufs) <= len(path) {
+		c.bufs = append(c.bufs, make([]byte, c.pageSize))
+	}
+	buf := c.bufs[len(path)][:c.pageSize]
 	if _, err := c.f.ReadAt(buf, int64(id*c.pageSize)); err != nil {
 		return nil, err
 	}
@@ -192,13 +201,14 @@ func (c *boltChecker) readPage(id uint64, wantFlags uint16, path []uint64) ([]by
 		return nil, fmt.Errorf("page %d with %d overflow pages runs past the file's last page %d", id, overflow, c.hwm-1)
 	}
 	for i := id; i <= id+overflow; i++ {
-		if c.seen[i] {
+		if c.reached(i) {
 			return nil, fmt.Errorf("page %d is referenced twice (as overflow of page %d)", i, id)
 		}
-		c.seen[i] = true
+		c.reach(i)
 	}
 	if overflow > 0 {
 		buf = append(buf, make([]byte, overflow*c.pageSize)...)
+		c.bufs[len(path)] = buf
 		if _, err := c.f.ReadAt(buf[c.pageSize:], int64((id+1)*c.pageSize)); err != nil {
 			return nil, err
 		}

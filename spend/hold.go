@@ -92,8 +92,9 @@ func (h *Holding) Keys() []string {
 }
 
 // Update prepares keyIDs and holds exactly them from now on (a reload: keys no longer listed
-// are released at once, so they can be retired). On error the previous keys stay held and
-// nothing is prepared.
+// are released at once, so they can be retired). On error the previous keys stay held; a
+// refused key (retired, storage lost) prepares nothing, and a Hold that fails after
+// PrepareKeys succeeded (a retire in between) leaves the new keys prepared but not held.
 func (h *Holding) Update(ctx context.Context, keyIDs []string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

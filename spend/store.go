@@ -55,7 +55,7 @@ func newError(sentinel error, format string, args ...any) error {
 
 // MaxTokenLen is the longest token a Store accepts, in bytes. It keeps every (key, token)
 // entry well below PostgreSQL's B-tree entry limit (about 2700 bytes) and bbolt's key limit
-// (32768 bytes). Real tokens are 32 bytes (PROTOCOL.md §1); the RPC layer should reject
+// (32768 bytes). Real tokens are 32 bytes (package verify); the RPC layer should reject
 // longer ones as malformed before verifying them.
 const MaxTokenLen = 1024
 
