@@ -126,7 +126,6 @@ func wantOpenError(t *testing.T, cfg spend.BoltConfig, sentinel error, parts ...
 	if !errors.Is(err, sentinel) {
 		t.Fatalf("OpenBolt = %v, want %v", err, sentinel)
 	}
-	t.Logf("OpenBolt: %v", err)
 	for _, p := range parts {
 		if !strings.Contains(err.Error(), p) {
 			t.Fatalf("OpenBolt = %v, want it to mention %q", err, p)
