@@ -14,15 +14,14 @@ import (
 // BenchmarkBoltOpen measures what opening an embedded store costs, and Check, on a store of
 // $PPREDEEM_BENCH_TOKENS random 32-byte tokens under one key (default 100000), built once:
 //
+//	PPREDEEM_BENCH_TOKENS=1000000 go test -run '^$' -bench BoltOpen -benchtime 5x ./spend/
+//
+// The sub-benchmarks:
+//
 //   - bbolt: bolt.Open and Close with the store's options (bbolt's own open-time scan);
-//
 //   - checkfile: checkBoltFile, the plain-read check OpenBolt runs before bbolt;
-//
 //   - OpenBolt: the whole open (directory, lock, checkfile, bbolt, identity) and Close;
-//
 //   - Check: Bolt.Check (bbolt's tx.Check, registry, marker) on an open store.
-//
-//     PPREDEEM_BENCH_TOKENS=1000000 go test -run '^$' -bench BoltOpen -benchtime 5x ./spend/
 func BenchmarkBoltOpen(b *testing.B) {
 	n := 100000
 	if s := os.Getenv("PPREDEEM_BENCH_TOKENS"); s != "" {
