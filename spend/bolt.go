@@ -43,9 +43,12 @@ const (
 	BoltExisting BoltOpened = iota
 	// BoltCreated: a new store, created in a missing or empty directory.
 	BoltCreated
-	// BoltUpgraded: a store file from before identities and the key registry (or one whose
-	// marker was missing): identity, registry and marker were added, every record kept.
+	// BoltUpgraded: a store file from before identities and the key registry: identity,
+	// registry and marker were added, every record kept.
 	BoltUpgraded
+	// BoltMarkerRestored: an existing store whose marker was missing or unreadable: it was
+	// written again from the identity in the file.
+	BoltMarkerRestored
 )
 
 func (o BoltOpened) String() string {
@@ -54,6 +57,8 @@ func (o BoltOpened) String() string {
 		return "created"
 	case BoltUpgraded:
 		return "upgraded"
+	case BoltMarkerRestored:
+		return "marker restored"
 	}
 	return "existing"
 }
@@ -291,7 +296,7 @@ func (b *Bolt) reconcile(d *boltDir) error {
 			return err
 		}
 		if b.opened == BoltExisting {
-			b.opened = BoltUpgraded
+			b.opened = BoltMarkerRestored
 		}
 	}
 	return nil

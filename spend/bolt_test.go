@@ -265,11 +265,19 @@ func TestBoltMarkerAndFileMustAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openBolt(t, path)
-	if id, _ := s.Identity(ctx); id.ID != want || s.Opened() != spend.BoltUpgraded || readMarkerID(t, filepath.Dir(path)) != want {
+	if id, _ := s.Identity(ctx); id.ID != want || s.Opened() != spend.BoltMarkerRestored || readMarkerID(t, filepath.Dir(path)) != want {
 		t.Fatalf("after losing the marker: opened %v, identity %s, marker %s; want %s", s.Opened(), id.ID, readMarkerID(t, filepath.Dir(path)), want)
 	}
 	s.Close()
 	wantSpent(t, path, toks)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), spend.MarkerName), []byte("garbled"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openBolt(t, path)
+	if s.Opened() != spend.BoltMarkerRestored || readMarkerID(t, filepath.Dir(path)) != want {
+		t.Fatalf("after garbling the marker: opened %v", s.Opened())
+	}
+	s.Close()
 
 	other, _ := newBoltStore(t, 1)
 	b, err := os.ReadFile(other)
