@@ -122,9 +122,10 @@
 // recent evidence decides: the outcome of the last batch of spends (a failed write, a spend
 // timeout, a key without storage: not ready; a write that succeeded: ready), or, when no
 // spend was answered within ReadyCacheFor (1s), a write probe: on bbolt a small write
-// transaction with its fsync; on PostgreSQL a transaction that checks the database is not
-// read-only and takes the ROW EXCLUSIVE lock an INSERT needs on spent_tokens within the
-// spend timeout. One probe runs at a time, and its answer, good or bad, stands for
+// transaction with its fsync; on PostgreSQL one round trip that takes the ROW EXCLUSIVE lock
+// an INSERT needs on spent_tokens within the spend timeout, then updates the store's identity
+// row and commits (so a read-only standby or a full disk fails it too). One probe runs at a
+// time, and its answer, good or bad, stands for
 // ReadyCacheFor, so a flood of readiness checks costs at most one store round trip a second.
 // A server under traffic never probes; a failing spend makes it unready at once and the first
 // succeeding one ready again.

@@ -624,10 +624,12 @@ func queryIdentity(ctx context.Context, conn *pgxpool.Conn) (Identity, error) {
 	return id, nil
 }
 
-// Ready implements Store. The write probe checks, in a transaction that writes nothing, that
-// the database takes writes (transaction_read_only is off: not a standby) and that the lock an
-// INSERT into spent_tokens needs (ROW EXCLUSIVE, on every partition) comes within the spend
-// timeout: a lock held by another session for longer makes the store unready.
+// Ready implements Store. The write probe is one round trip: a multi-statement query, run
+// as one transaction, that takes the lock an INSERT into spent_tokens needs (ROW EXCLUSIVE,
+// on every partition) within the spend timeout, then writes the store's row (spend_store.
+// probed_at) and commits. So a lock held by another session for longer than the spend
+// timeout, a read-only database (a standby) and a database that cannot write or flush its
+// log (a full disk) all make the store unready.
 func (p *Postgres) Ready(ctx context.Context) error { return p.ready.ready(ctx) }
 
 func (p *Postgres) probe(ctx context.Context) error {
@@ -636,23 +638,18 @@ func (p *Postgres) probe(ctx context.Context) error {
 		return err
 	}
 	defer conn.Release()
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var readOnly string
-		if err := tx.QueryRow(ctx, "SELECT current_setting('transaction_read_only')").Scan(&readOnly); err != nil {
-			return err
-		}
-		if readOnly == "on" {
-			return errors.New("spend: the database is read-only (a standby, or default_transaction_read_only)")
-		}
-		lockTimeout := fmt.Sprintf("SET LOCAL lock_timeout = '%dms'", max(1, p.spendTimeout.Milliseconds()))
-		if _, err := tx.Exec(ctx, lockTimeout); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "LOCK TABLE spent_tokens IN ROW EXCLUSIVE MODE"); err != nil {
-			return fmt.Errorf("spend: lock spent_tokens for writing: %w", mapUndefinedTable(err))
-		}
-		return nil
-	})
+	// Without arguments pgx sends the simple query protocol, which runs the statements as
+	// one implicit transaction; set_config(..., true) lasts until its end.
+	tag, err := conn.Exec(ctx, fmt.Sprintf(`SELECT set_config('lock_timeout', '%dms', true);
+LOCK TABLE spent_tokens IN ROW EXCLUSIVE MODE;
+UPDATE spend_store SET probed_at = now()`, max(1, p.spendTimeout.Milliseconds())))
+	if err != nil {
+		return fmt.Errorf("spend: write probe (lock spent_tokens, write spend_store): %w", mapUndefinedTable(err))
+	}
+	if tag.RowsAffected() != 1 {
+		return newError(ErrNoStore, "spend: write probe: the store identity row (spend_store) is missing")
+	}
+	return nil
 }
 
 // Check implements Store: the schema version, the store identity, the registry against the
