@@ -240,7 +240,7 @@ func (b *Bolt) reconcile(d *boltDir) error {
 		return err
 	})
 	if err != nil {
-		return newError(ErrStoreDamaged, "spend: %s: %v", b.path, err)
+		return newError(ErrStoreDamaged, "spend: %s is damaged: %v. Restore it from a backup", b.path, err)
 	}
 	marker := filepath.Join(filepath.Dir(b.path), MarkerName)
 	if have != nil && d.marker != nil && have.ID != d.marker.ID {
@@ -309,11 +309,11 @@ func readIdentity(tx *bolt.Tx) (*Identity, error) {
 		return nil, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, string(m.Get(boltCreatedKey)))
-	if id := string(m.Get(boltIDKey)); id == "" || err != nil || m.Bucket(boltKeysBucket) == nil || m.Bucket(boltHoldersBucket) == nil {
+	id := string(m.Get(boltIDKey))
+	if id == "" || err != nil || m.Bucket(boltKeysBucket) == nil || m.Bucket(boltHoldersBucket) == nil {
 		return nil, errors.New("the store's own records (bucket ppredeem) are incomplete")
-	} else {
-		return &Identity{ID: id, CreatedAt: t.UTC()}, nil
 	}
+	return &Identity{ID: id, CreatedAt: t.UTC()}, nil
 }
 
 // validateBoltFile checks the file with checkBoltFile under a shared lock (a read-only bbolt

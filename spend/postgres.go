@@ -253,13 +253,14 @@ func (p *Postgres) PrepareKeys(ctx context.Context, keyIDs []string) error {
 		var create, register []string
 		for _, k := range states {
 			c, r, err := k.prepare(pgTerms)
-			switch {
-			case err != nil:
+			if err != nil {
 				errs = append(errs, err)
-			case c:
+				continue
+			}
+			if c {
 				create = append(create, k.id)
 			}
-			if r && err == nil {
+			if r {
 				register = append(register, k.id)
 			}
 		}
