@@ -1,6 +1,7 @@
 package spend
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,4 +135,20 @@ func checkHoldArgs(holder string, keyIDs []string, ttl time.Duration) ([]string,
 		return nil, fmt.Errorf("spend: hold TTL %s out of range (1s to 24h)", ttl)
 	}
 	return checkKeyIDs(keyIDs)
+}
+
+func keyInfos(states []keyState) []KeyInfo {
+	out := make([]KeyInfo, len(states))
+	for i, k := range states {
+		out[i] = KeyInfo{ID: k.id, PreparedAt: k.preparedAt, RetiredAt: k.retiredAt, HasStorage: k.hasStorage, Holds: k.holds}
+	}
+	return out
+}
+
+// checkResult sums up Check's problems.
+func checkResult(what string, problems []error) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("spend: %s: %d problem(s) found:\n%w", what, len(problems), errors.Join(problems...))
 }
