@@ -13,7 +13,8 @@
 // Precedence is flag, then environment, then config file, then the default.
 // The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
 // extension) is decoded strictly: a key this package does not know is an
-// error, so a typo never silently falls back to a default. Validation happens
+// error, so a typo never silently falls back to a default; a duration needs a
+// unit ("5s", "500ms"), a bare number is an error. Validation happens
 // in one place per command (ValidateServe and friends) before anything
 // listens or connects.
 //
@@ -26,10 +27,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -207,7 +211,9 @@ func (l *Loader) Load() (*Config, error) {
 		}
 	}
 	var c Config
-	if err := l.v.UnmarshalExact(&c); err != nil {
+	// viper's default hooks minus its duration hook, which lets a bare number through.
+	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(decodeDuration, mapstructure.StringToSliceHookFunc(",")))
+	if err := l.v.UnmarshalExact(&c, hooks); err != nil {
 		if path != "" {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
@@ -215,6 +221,35 @@ func (l *Loader) Load() (*Config, error) {
 	}
 	c.Keys = splitList(c.Keys)
 	return &c, nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// decodeDuration decodes every time.Duration setting, from any source. A
+// default or a flag is already a Duration; text (the environment, a quoted
+// value in a file) must be a Go duration with a unit (time.ParseDuration).
+// A bare number is an error: mapstructure would turn `spend_timeout: 5` into
+// 5 nanoseconds. mapstructure prefixes the error with the setting's key.
+func decodeDuration(from, to reflect.Type, data any) (any, error) {
+	if to != durationType || from == durationType {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.String:
+		text := strings.TrimSpace(data.(string))
+		if d, err := time.ParseDuration(text); err == nil {
+			return d, nil
+		}
+		if _, err := strconv.ParseFloat(text, 64); err == nil {
+			return nil, fmt.Errorf(`must be a duration with a unit, such as "%[1]ss" or "%[1]sms", not the bare number %[1]s`, text)
+		}
+		return nil, fmt.Errorf(`must be a duration with a unit, such as "5s" or "500ms", not %q`, text)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return nil, fmt.Errorf(`must be a duration with a unit, such as "%[1]vs" or "%[1]vms", not the bare number %[1]v`, data)
+	}
+	return nil, fmt.Errorf(`must be a duration with a unit, such as "5s" or "500ms", not %v`, data)
 }
 
 // splitList flattens comma-separated entries and drops empty ones, so that
@@ -229,6 +264,20 @@ func splitList(in []string) []string {
 		}
 	}
 	return out
+}
+
+// minDuration is the least value of each timeout ValidateServe accepts. Below
+// these the server cannot do its work, and such a value is most likely a unit
+// left out or mistyped ("5ms" for "5s"): a spend under 100ms fails on an
+// ordinary fsync or database round trip; HTTP timeouts under a second cut off
+// ordinary clients and cannot finish a graceful shutdown.
+var minDuration = map[string]time.Duration{
+	"spend_timeout":       100 * time.Millisecond,
+	"read_header_timeout": time.Second,
+	"read_timeout":        time.Second,
+	"write_timeout":       time.Second,
+	"idle_timeout":        time.Second,
+	"shutdown_timeout":    time.Second,
 }
 
 // ValidateServe checks everything `ppredeem serve` needs, so that a bad
@@ -284,8 +333,8 @@ func (c *Config) ValidateServe() error {
 		"shutdown_timeout":    c.ShutdownTimeout,
 	}
 	for _, s := range settings {
-		if d, ok := durations[s.Key]; ok && d <= 0 {
-			add("%s: must be a positive duration, got %s", s.Key, d)
+		if d, ok := durations[s.Key]; ok && d < minDuration[s.Key] {
+			add("%s: must be at least %s, got %s", s.Key, minDuration[s.Key], d)
 		}
 	}
 	// A spend that outlives the time to write its answer would commit with

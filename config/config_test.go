@@ -175,3 +175,67 @@ func TestValidateDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBareNumberIsNotADuration: `spend_timeout: 5` once decoded to 5ns and
+// every spend failed. A bare number, in any file format or in the
+// environment, is an error naming the key and the expected form.
+func TestBareNumberIsNotADuration(t *testing.T) {
+	for name, body := range map[string]string{
+		"c.yaml": "spend_timeout: 5\n",
+		"c.toml": "spend_timeout = 5\n",
+		"c.json": `{"spend_timeout": 5}`,
+	} {
+		_, err := load(t, []string{"--config", writeFile(t, name, body)})
+		if err == nil || !strings.Contains(err.Error(), "'spend_timeout' must be a duration") || !strings.Contains(err.Error(), `"5s"`) {
+			t.Errorf("%s: got %v, want an error naming spend_timeout and the form \"5s\"", name, err)
+		}
+	}
+	for _, body := range []string{"read_timeout: 1.5\n", "idle_timeout: '30'\n", "drain_delay: soon\n"} {
+		if _, err := load(t, []string{"--config", writeFile(t, "c.yaml", body)}); err == nil || !strings.Contains(err.Error(), "must be a duration with a unit") {
+			t.Errorf("%q: got %v, want a duration error", body, err)
+		}
+	}
+	t.Setenv("PPREDEEM_SHUTDOWN_TIMEOUT", "30")
+	if _, err := load(t, nil); err == nil || !strings.Contains(err.Error(), "'shutdown_timeout' must be a duration") || !strings.Contains(err.Error(), `"30s"`) {
+		t.Errorf("env 30: got %v, want an error naming shutdown_timeout", err)
+	}
+
+	t.Setenv("PPREDEEM_SHUTDOWN_TIMEOUT", "30s")
+	file := writeFile(t, "c.yaml", "spend_timeout: 250ms\nread_timeout: \"1m\"\n")
+	c, err := load(t, []string{"--config", file, "--idle-timeout", "2m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SpendTimeout != 250*time.Millisecond || c.ReadTimeout != time.Minute || c.IdleTimeout != 2*time.Minute || c.ShutdownTimeout != 30*time.Second {
+		t.Fatalf("durations with units decoded as %v %v %v %v", c.SpendTimeout, c.ReadTimeout, c.IdleTimeout, c.ShutdownTimeout)
+	}
+}
+
+// TestDurationMinimums: each timeout has a floor, so a unit mistyped ("5ms"
+// for "5s") stops the server instead of failing every request.
+func TestDurationMinimums(t *testing.T) {
+	c, err := load(t, []string{"--keys", "k.pem", "--spend-timeout", "100ms", "--read-header-timeout", "1s",
+		"--read-timeout", "1s", "--write-timeout", "1s", "--idle-timeout", "1s", "--shutdown-timeout", "2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateServe(); err != nil {
+		t.Fatalf("timeouts at their minimums rejected: %v", err)
+	}
+	for flag, want := range map[string]string{
+		"--spend-timeout":       "spend_timeout: must be at least 100ms, got 99ms",
+		"--read-header-timeout": "read_header_timeout: must be at least 1s, got 99ms",
+		"--read-timeout":        "read_timeout: must be at least 1s, got 99ms",
+		"--write-timeout":       "write_timeout: must be at least 1s, got 99ms",
+		"--idle-timeout":        "idle_timeout: must be at least 1s, got 99ms",
+		"--shutdown-timeout":    "shutdown_timeout: must be at least 1s, got 99ms",
+	} {
+		c, err := load(t, []string{"--keys", "k.pem", flag, "99ms"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ValidateServe(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s 99ms: got %v, want %q", flag, err, want)
+		}
+	}
+}

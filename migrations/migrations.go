@@ -12,7 +12,12 @@
 //   - the per-key partitions of spent_tokens are created and dropped at run time by
 //     spend.PrepareKeys and spend.Retire, not here, so a migration that changes spent_tokens
 //     must also work on a table that already has partitions;
-//   - a Down section must undo exactly its Up section.
+//   - the rows of spend_keys (the key registry and its tombstones) and spend_key_holders are
+//     written at run time too, and spend_store holds the one identity row 00002 inserted: a
+//     migration must keep all of them, since losing a tombstone or the registry lets a key's
+//     spent tokens be redeemed again;
+//   - a Down section must undo exactly its Up section, and refuse (RAISE EXCEPTION) when
+//     that would forget recorded spends or registered keys.
 //
 // Annotation syntax: https://pressly.github.io/goose/documentation/annotations/
 package migrations

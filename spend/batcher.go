@@ -64,6 +64,7 @@ type writeFunc func(ctx context.Context, groups []*keyGroup)
 type batcher struct {
 	write   writeFunc
 	onBatch func(size int)
+	wrote   func(err error) // told each batch's outcome and each caller's timeout (readiness)
 	max     int
 	timeout time.Duration
 	queue   chan *spendRequest
@@ -75,11 +76,14 @@ type batcher struct {
 
 // newBatcher starts workers flush workers writing batches of at most max tokens. Each caller
 // waits at most timeout for its result.
-// onBatch, if not nil, is told the size of every batch written (for metrics).
-func newBatcher(workers, max int, timeout time.Duration, write writeFunc, onBatch func(size int)) *batcher {
+// onBatch, if not nil, is told the size of every batch written (for metrics); wrote, if not
+// nil, is told the outcome of every batch (nil, or the first key group's error) and every
+// timeout a caller meets (for readiness).
+func newBatcher(workers, max int, timeout time.Duration, write writeFunc, onBatch func(size int), wrote func(error)) *batcher {
 	b := &batcher{
 		write:   write,
 		onBatch: onBatch,
+		wrote:   wrote,
 		max:     max,
 		timeout: timeout,
 		queue:   make(chan *spendRequest, workers*max),
@@ -115,6 +119,7 @@ func (b *batcher) spend(keyID string, token []byte) error {
 	case b.queue <- r:
 	case <-timer.C:
 		b.mu.RUnlock()
+		b.told(errNotQueued)
 		return errNotQueued
 	}
 	b.mu.RUnlock()
@@ -123,7 +128,14 @@ func (b *batcher) spend(keyID string, token []byte) error {
 	case err := <-r.result:
 		return err
 	case <-timer.C:
+		b.told(errSpendTimeout)
 		return errSpendTimeout
+	}
+}
+
+func (b *batcher) told(err error) {
+	if b.wrote != nil {
+		b.wrote(err)
 	}
 }
 
@@ -210,6 +222,14 @@ func (b *batcher) flush(batch []*spendRequest) {
 	ctx, cancel := context.WithDeadline(context.Background(), latest)
 	b.write(ctx, groups)
 	cancel()
+	var outcome error
+	for _, g := range groups {
+		if g.err != nil {
+			outcome = g.err
+			break
+		}
+	}
+	b.told(outcome)
 
 	// Answer. The first request for a token is its winner and gets the writer's verdict;
 	// later copies in this batch lost to it: ErrAlreadySpent, or the winner's failure if the

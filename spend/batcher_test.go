@@ -21,9 +21,13 @@ type memWriter struct {
 	fail    map[string]error
 	batches [][]*keyGroup
 	gate    chan struct{} // if not nil, each write waits for a value
+	entered chan struct{} // if not nil, each write sends a value on entry, before the gate
 }
 
 func (w *memWriter) write(_ context.Context, groups []*keyGroup) {
+	if w.entered != nil {
+		w.entered <- struct{}{}
+	}
 	if w.gate != nil {
 		<-w.gate
 	}
@@ -57,14 +61,14 @@ func (w *memWriter) write(_ context.Context, groups []*keyGroup) {
 // checks every caller's answer.
 func TestBatcherOneBatch(t *testing.T) {
 	errBroken := errors.New("broken key")
-	w := &memWriter{spent: map[string]bool{}, fail: map[string]error{"bad": errBroken}, gate: make(chan struct{})}
-	b := newBatcher(1, 100, 5*time.Second, w.write, nil)
+	w := &memWriter{spent: map[string]bool{}, fail: map[string]error{"bad": errBroken}, gate: make(chan struct{}), entered: make(chan struct{}, 2)}
+	b := newBatcher(1, 100, 5*time.Second, w.write, nil, nil)
 	defer b.close()
 
 	// The first request occupies the worker, which waits at the gate; the rest queue up.
 	first := make(chan error, 1)
 	go func() { first <- b.spend("k1", []byte("first")) }()
-	time.Sleep(50 * time.Millisecond)
+	<-w.entered
 
 	keys := []string{"k1", "k1", "k1", "k2", "k2", "bad", "bad", "k1"}
 	toks := []string{"x", "x", "y", "x", "x", "x", "z", "x"}
@@ -77,8 +81,10 @@ func TestBatcherOneBatch(t *testing.T) {
 			errs[i] = b.spend(keys[i], []byte(toks[i]))
 		}()
 	}
-	for len(b.queue) < len(keys) {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(b.queue) < len(keys); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests queued after 10s", len(b.queue), len(keys))
+		}
 	}
 	w.gate <- struct{}{} // first batch
 	w.gate <- struct{}{} // the queued batch
@@ -115,12 +121,12 @@ func TestBatcherOneBatch(t *testing.T) {
 
 // TestBatcherSkipsExpired: requests whose caller gave up while queued are not written.
 func TestBatcherSkipsExpired(t *testing.T) {
-	w := &memWriter{spent: map[string]bool{}, gate: make(chan struct{})}
-	b := newBatcher(1, 100, 100*time.Millisecond, w.write, nil)
+	w := &memWriter{spent: map[string]bool{}, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	b := newBatcher(1, 100, 100*time.Millisecond, w.write, nil, nil)
 	defer b.close()
 	first := make(chan error, 1)
 	go func() { first <- b.spend("k", []byte("a")) }()
-	time.Sleep(20 * time.Millisecond)
+	<-w.entered // the worker holds the first request
 	second := make(chan error, 1)
 	go func() { second <- b.spend("k", []byte("b")) }()
 	// Both callers time out while the worker is held.
@@ -142,7 +148,7 @@ func TestBatcherSkipsExpired(t *testing.T) {
 // TestBatcherClose: queued requests are written on close; later ones are refused.
 func TestBatcherClose(t *testing.T) {
 	w := &memWriter{spent: map[string]bool{}}
-	b := newBatcher(2, 4, 5*time.Second, w.write, nil)
+	b := newBatcher(2, 4, 5*time.Second, w.write, nil, nil)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	accepted := 0
@@ -181,6 +187,48 @@ func TestBatcherClose(t *testing.T) {
 		if n > 4 {
 			t.Fatalf("batch of %d tokens, BatchMax is 4", n)
 		}
+	}
+}
+
+// TestBatcherReportsOutcomes: readiness hears of every batch (nil, or a failing key's
+// error) and of every caller's timeout.
+func TestBatcherReportsOutcomes(t *testing.T) {
+	errBroken := errors.New("broken key")
+	w := &memWriter{spent: map[string]bool{}, fail: map[string]error{"bad": errBroken}, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	var mu sync.Mutex
+	var told []error
+	b := newBatcher(1, 100, 200*time.Millisecond, w.write, nil, func(err error) {
+		mu.Lock()
+		told = append(told, err)
+		mu.Unlock()
+	})
+	defer b.close()
+	spend := func(key string) error {
+		done := make(chan error, 1)
+		go func() { done <- b.spend(key, []byte("t")) }()
+		<-w.entered
+		w.gate <- struct{}{}
+		return <-done
+	}
+	if err := spend("ok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := spend("bad"); !errors.Is(err, errBroken) {
+		t.Fatal(err)
+	}
+	// A caller that times out while the write hangs is told, and so is readiness.
+	done := make(chan error, 1)
+	go func() { done <- b.spend("slow", []byte("t")) }()
+	<-w.entered
+	if err := <-done; !errors.Is(err, errSpendTimeout) {
+		t.Fatalf("spend during a hung write = %v", err)
+	}
+	w.gate <- struct{}{}
+	b.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 4 || told[0] != nil || !errors.Is(told[1], errBroken) || !errors.Is(told[2], errSpendTimeout) || told[3] != nil {
+		t.Fatalf("told %v, want [nil, broken key, timeout, nil (the hung write finished)]", told)
 	}
 }
 

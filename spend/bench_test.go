@@ -57,9 +57,7 @@ func BenchmarkSpendParallel(b *testing.B) {
 	dsn := pgtest.NewMigratedDatabase(b, "bench_parallel")
 	// The default worker count first, then others for comparison.
 	for _, workers := range []int{0, 1, 4, 8} {
-		restore := spend.SetPGFlushWorkers(workers)
-		s := openPostgres(b, spend.PostgresConfig{DSN: dsn})
-		restore()
+		s := openPostgres(b, spend.PostgresConfig{DSN: dsn, FlushWorkers: workers})
 		key := fmt.Sprintf("%016x", workers+1)
 		if err := s.PrepareKeys(context.Background(), []string{key}); err != nil {
 			b.Fatal(err)

@@ -1,28 +1,61 @@
 package spend
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltConfig configures OpenBolt. Zero values select the defaults.
 type BoltConfig struct {
-	Path     string // database file; its parent directory is created (0700)
-	BatchMax int    // 0 → 1024: most tokens in one write transaction
-	// SpendTimeout is each spend's own deadline, independent of the caller (0 → 5s).
+	// Path is the store file, conventionally <data dir>/spent.db. Its directory belongs to
+	// the store: it holds the file and its marker (MarkerName), and nothing else.
+	Path string
+	// MustExist refuses to create a store (ErrNoStore): for commands that read or change an
+	// existing store. Without it, OpenBolt creates one when the directory is missing or
+	// empty, as InitBolt does, and only then.
+	MustExist bool
+	BatchMax  int // 0 → 1024: most tokens in one write transaction
+	// SpendTimeout is each spend's own deadline, independent of the caller (0 → 5s). It also
+	// bounds Ready's write probe.
 	SpendTimeout time.Duration
 	// OnBatch, if set, is told the number of spends in each write transaction (metrics).
 	OnBatch func(size int)
+}
+
+// BoltOpened tells what OpenBolt found, for the server's start-up log.
+type BoltOpened int
+
+const (
+	// BoltExisting: an existing store, its marker and file in agreement.
+	BoltExisting BoltOpened = iota
+	// BoltCreated: a new store, created in a missing or empty directory.
+	BoltCreated
+	// BoltUpgraded: a store file from before identities and the key registry: identity,
+	// registry and marker were added, every record kept.
+	BoltUpgraded
+	// BoltMarkerRestored: an existing store whose marker was missing or unreadable: it was
+	// written again from the identity in the file.
+	BoltMarkerRestored
+)
+
+func (o BoltOpened) String() string {
+	switch o {
+	case BoltCreated:
+		return "created"
+	case BoltUpgraded:
+		return "upgraded"
+	case BoltMarkerRestored:
+		return "marker restored"
+	}
+	return "existing"
 }
 
 const (
@@ -33,41 +66,38 @@ const (
 	boltKeyPrefix byte = 0x01
 )
 
+// The store's own records live in one top-level bucket beside the key buckets; its name is
+// not a key ID, so it can never be mistaken for one.
+var (
+	boltMetaBucket    = []byte("ppredeem")
+	boltKeysBucket    = []byte("keys")    // key ID → prepared at, retired at (Unix ns, big-endian; 0 = live)
+	boltHoldersBucket = []byte("holders") // holder → expires (Unix ns, big-endian) + its key IDs
+	boltIDKey         = []byte("id")
+	boltCreatedKey    = []byte("created_at") // RFC 3339, UTC
+	boltProbeKey      = []byte("ready_probe")
+)
+
+// errEmptyFile: a store file of 0 bytes, which bbolt would initialise as a new store.
+var errEmptyFile = errors.New("empty file")
+
 // Bolt is the bbolt store: one file, one top-level bucket per key ID, one bucket key per spent
 // token (the value is the spend time, Unix nanoseconds, big-endian). A single flush worker
 // runs one write transaction — one fsync — per drained batch.
 type Bolt struct {
-	db    *bolt.DB
-	batch *batcher
+	db     *bolt.DB
+	batch  *batcher
+	ready  *readiness
+	path   string
+	id     Identity
+	opened BoltOpened
+	terms  storageTerms
 }
 
-// OpenBolt opens (creating if needed) the database file. The file is locked: a second process
-// opening it waits boltLockTimeout and fails.
-func OpenBolt(cfg BoltConfig) (*Bolt, error) {
-	if cfg.Path == "" {
-		return nil, errors.New("spend: bolt: empty path")
-	}
-	if cfg.BatchMax < 0 {
-		return nil, errors.New("spend: bolt: negative BatchMax")
-	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("spend: bolt: create directory: %w", err)
-	}
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{
-		Timeout:      boltLockTimeout,
-		FreelistType: bolt.FreelistMapType, // faster allocation in a large file
-		// Do not write the freelist on every commit; it is rebuilt by scanning the file on
-		// open. Commits stay fully durable (the data and meta pages are fsynced); opening a
-		// large file after a crash is slower.
-		NoFreelistSync: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("spend: bolt: open: %w", err)
-	}
-	b := &Bolt{db: db}
-	b.batch = newBatcher(1, cmp.Or(cfg.BatchMax, defaultBoltBatchMax), cmp.Or(cfg.SpendTimeout, defaultSpendTimeout), b.write, cfg.OnBatch)
-	return b, nil
-}
+// Opened tells whether OpenBolt found an existing store, created one or upgraded one.
+func (b *Bolt) Opened() BoltOpened { return b.opened }
+
+// Path returns the store file's path.
+func (b *Bolt) Path() string { return b.path }
 
 func boltKey(token []byte) []byte {
 	k := make([]byte, 1+len(token))
@@ -124,92 +154,8 @@ func (b *Bolt) write(_ context.Context, groups []*keyGroup) {
 	}
 }
 
-// PrepareKeys implements Store: one bucket per key, created in one transaction. The file
-// lock keeps other processes out, and bbolt serialises writers within this one.
-func (b *Bolt) PrepareKeys(ctx context.Context, keyIDs []string) error {
-	ids, err := checkKeyIDs(keyIDs)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err = b.db.Update(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			if _, err := tx.CreateBucketIfNotExists([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("spend: bolt: prepare key buckets: %w", err)
-	}
-	return nil
-}
-
-// Retire implements Store: the key's bucket is deleted in one transaction. bbolt frees the
-// bucket's pages rather than deleting records one by one, so the cost grows with the pages
-// of the bucket, not with a per-record write.
-func (b *Bolt) Retire(ctx context.Context, keyID string) error {
-	if !ValidKeyID(keyID) {
-		return fmt.Errorf("spend: malformed key ID: %w", ErrUnknownKey)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		return tx.DeleteBucket([]byte(keyID))
-	})
-	if errors.Is(err, berrors.ErrBucketNotFound) {
-		return fmt.Errorf("spend: key %s: %w", keyID, ErrUnknownKey)
-	}
-	if err != nil {
-		return fmt.Errorf("spend: bolt: retire key %s: %w", keyID, err)
-	}
-	return nil
-}
-
-// Count implements Store. It walks the bucket: for operators and tests.
-func (b *Bolt) Count(ctx context.Context, keyID string) (int64, error) {
-	if !ValidKeyID(keyID) {
-		return 0, fmt.Errorf("spend: malformed key ID: %w", ErrUnknownKey)
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	var n int64
-	err := b.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(keyID))
-		if bk == nil {
-			return fmt.Errorf("spend: key %s: %w", keyID, ErrUnknownKey)
-		}
-		n = int64(bk.Stats().KeyN)
-		return nil
-	})
-	return n, err
-}
-
-// KeyIDs implements Store.
-func (b *Bolt) KeyIDs(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var ids []string
-	err := b.db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			if id := string(name); ValidKeyID(id) {
-				ids = append(ids, id)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("spend: bolt: list key buckets: %w", err)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
+// Identity implements Store.
+func (b *Bolt) Identity(context.Context) (Identity, error) { return b.id, nil }
 
 // Ping implements Store: it fails once the database is closed.
 func (b *Bolt) Ping(ctx context.Context) error {
@@ -222,9 +168,90 @@ func (b *Bolt) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Ready implements Store. The write probe is a write transaction that rewrites one small
+// record and commits (an fsync).
+func (b *Bolt) Ready(ctx context.Context) error { return b.ready.ready(ctx) }
+
+func (b *Bolt) probe(context.Context) error {
+	var now [8]byte
+	binary.BigEndian.PutUint64(now[:], uint64(time.Now().UnixNano()))
+	return b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(boltMetaBucket).Put(boltProbeKey, now[:])
+	})
+}
+
+// Backup writes a consistent copy of the store file to w, from one read transaction: spends
+// go on meanwhile, and the copy holds every spend acknowledged before Backup began. Restoring
+// the copy as the store file is enough: the identity is inside it, and OpenBolt rewrites a
+// missing marker from it. Copying the file itself is only safe while no process has it open.
+func (b *Bolt) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("spend: bolt: backup: %w", err)
+	}
+	return n, nil
+}
+
+// Check implements Store: bbolt's own consistency check (tx.Check: every page reachable once
+// or free, key order, page types), the registry against the buckets, and the identity
+// against the marker. It runs in a write transaction, rolled back, so spends wait while it
+// runs.
+func (b *Bolt) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	const maxReported = 20
+	var problems []error
+	tx, err := b.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("spend: bolt: check: %w", err)
+	}
+	defer tx.Rollback()
+	n := 0
+	for err := range tx.Check() {
+		if n++; n <= maxReported {
+			problems = append(problems, newError(ErrStoreDamaged, "bbolt: %v", err))
+		}
+	}
+	if n > maxReported {
+		problems = append(problems, newError(ErrStoreDamaged, "bbolt: %d more problems", n-maxReported))
+	}
+	states, err := b.keyStates(tx, time.Now())
+	if err != nil {
+		problems = append(problems, err)
+	}
+	problems = append(problems, checkRegistry(states, b.terms)...)
+	err = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if !ValidKeyID(string(name)) && !bytes.Equal(name, boltMetaBucket) {
+			problems = append(problems, newError(ErrStoreDamaged, "unexpected top-level bucket %q", name))
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, err)
+	}
+	marker, err := readMarker(filepath.Join(filepath.Dir(b.path), MarkerName))
+	switch {
+	case err != nil:
+		problems = append(problems, newError(ErrStoreDamaged, "%v", err))
+	case marker.ID != b.id.ID:
+		problems = append(problems, newError(ErrStoreDamaged, "the marker names store %s, the file store %s", marker.ID, b.id.ID))
+	}
+	return checkResult(b.path, problems)
+}
+
 // Close implements Store: queued spends are written first, then the file is closed.
 func (b *Bolt) Close() error {
 	b.batch.close()
+	b.ready.close()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("spend: bolt: close: %w", err)
 	}

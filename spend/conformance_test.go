@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,18 +21,28 @@ import (
 const (
 	keyA       = "0123456789abcdef"
 	keyB       = "fedcba9876543210"
+	keyC       = "c0c0c0c0c0c0c0c0"
 	keyMissing = "00000000deadbeef" // never prepared
 )
 
-// storage creates fresh, empty storage for one test and returns a function opening a store
-// on it; every store opened is closed when the test ends. Opening twice gives two stores on
-// the same data (for reopen tests).
-type storage func(t *testing.T) (open func(t *testing.T) spend.Store)
+// storage creates fresh, empty storage for one test and returns what the tests need of it;
+// every store opened is closed when the test ends.
+type storage func(t *testing.T) kit
+
+// kit reaches one storage.
+type kit struct {
+	// open opens a store on the storage. Opening twice gives two stores on the same data
+	// (for reopen tests; for PostgreSQL, two servers).
+	open func(t *testing.T) spend.Store
+	// loseKey deletes keyID's partition (bucket) behind the stores' backs, as an operator's
+	// mistake or an old backup would. No store of a bbolt storage may be open.
+	loseKey func(t *testing.T, keyID string)
+}
 
 func runConformance(t *testing.T, newStorage storage) {
 	tests := []struct {
 		name string
-		f    func(t *testing.T, open func(t *testing.T) spend.Store)
+		f    func(t *testing.T, k kit)
 	}{
 		{"FreshThenSpent", testFreshThenSpent},
 		{"SameTokenConcurrently", testSameTokenConcurrently},
@@ -41,6 +54,15 @@ func runConformance(t *testing.T, newStorage storage) {
 		{"CloseWhileSpending", testCloseWhileSpending},
 		{"Retire", testRetire},
 		{"PrepareKeys", testPrepareKeys},
+		{"KeyRegistry", testKeyRegistry},
+		{"StorageLost", testStorageLost},
+		{"Holds", testHolds},
+		{"HoldExpires", testHoldExpires},
+		{"Holding", testHolding},
+		{"RetireRacesHold", testRetireRacesHold},
+		{"Identity", testIdentity},
+		{"Ready", testReady},
+		{"Check", testCheck},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,8 +109,8 @@ func wantCount(t *testing.T, s spend.Store, key string, want int64) {
 	}
 }
 
-func testFreshThenSpent(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testFreshThenSpent(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA, keyB)
 	tok := randToken(t)
 	wantSpend(t, s, keyA, tok, nil)
@@ -149,8 +171,8 @@ func tally(errs []error) (ok, spent int, other []error) {
 	return
 }
 
-func testSameTokenConcurrently(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testSameTokenConcurrently(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA)
 	ctx := ctxT(t)
 	for round := range 20 {
@@ -165,8 +187,8 @@ func testSameTokenConcurrently(t *testing.T, open func(t *testing.T) spend.Store
 	wantCount(t, s, keyA, 20)
 }
 
-func testDistinctTokensConcurrently(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testDistinctTokensConcurrently(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA)
 	ctx := ctxT(t)
 	const goroutines, each = 64, 50
@@ -186,8 +208,8 @@ func testDistinctTokensConcurrently(t *testing.T, open func(t *testing.T) spend.
 
 // testDuplicatesInsideBatches spends a few shared tokens many times mixed with distinct
 // tokens, from many goroutines at once, so that batches hold several copies of a token.
-func testDuplicatesInsideBatches(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testDuplicatesInsideBatches(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA, keyB)
 	ctx := ctxT(t)
 	const goroutines, shared = 64, 8
@@ -237,8 +259,8 @@ func testDuplicatesInsideBatches(t *testing.T, open func(t *testing.T) spend.Sto
 	wantCount(t, s, keyA, shared+goroutines*shared)
 }
 
-func testUnknownKey(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testUnknownKey(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA)
 	ctx := ctxT(t)
 	wantSpend(t, s, keyMissing, randToken(t), spend.ErrUnknownKey)
@@ -270,8 +292,8 @@ func testUnknownKey(t *testing.T, open func(t *testing.T) spend.Store) {
 
 // testCallerCancellation: Spend ignores the caller's cancellation (documented in doc.go): a
 // spend with a cancelled context completes and is recorded, never silently lost.
-func testCallerCancellation(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testCallerCancellation(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -287,12 +309,21 @@ func testCallerCancellation(t *testing.T, open func(t *testing.T) spend.Store) {
 	for i := range toks {
 		toks[i] = randToken(t)
 	}
+	// Half of the spenders start, then one cancels the context while the others are in
+	// flight or about to call.
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		time.Sleep(200 * time.Microsecond)
-		cancel()
-	}()
-	errs := spendAll(n, func(i int) error { return s.Spend(ctx, keyA, toks[i]) })
+	var started sync.WaitGroup
+	started.Add(n / 2)
+	errs := spendAll(n, func(i int) error {
+		switch {
+		case i == n-1:
+			started.Wait()
+			cancel()
+		case i < n/2:
+			started.Done()
+		}
+		return s.Spend(ctx, keyA, toks[i])
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("Spend cancelled mid-flight = %v, want nil", err)
@@ -301,8 +332,8 @@ func testCallerCancellation(t *testing.T, open func(t *testing.T) spend.Store) {
 	}
 }
 
-func testReopen(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testReopen(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA)
 	tok := randToken(t)
 	wantSpend(t, s, keyA, tok, nil)
@@ -315,7 +346,7 @@ func testReopen(t *testing.T, open func(t *testing.T) spend.Store) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	s = open(t)
+	s = k.open(t)
 	wantSpend(t, s, keyA, tok, spend.ErrAlreadySpent)
 	wantCount(t, s, keyA, 1)
 	if ids, err := s.KeyIDs(ctxT(t)); err != nil || !slices.Equal(ids, []string{keyA}) {
@@ -325,8 +356,8 @@ func testReopen(t *testing.T, open func(t *testing.T) spend.Store) {
 
 // testCloseWhileSpending: every spend racing with Close either reports an error or is
 // durably recorded (visible after reopening).
-func testCloseWhileSpending(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testCloseWhileSpending(t *testing.T, k kit) {
+	s := k.open(t)
 	prepare(t, s, keyA)
 	const n = 64
 	toks := make([][]byte, n)
@@ -334,19 +365,27 @@ func testCloseWhileSpending(t *testing.T, open func(t *testing.T) spend.Store) {
 		toks[i] = randToken(t)
 	}
 	ctx := ctxT(t)
+	// Close once the first spends have been answered, while the others are queued or
+	// about to be.
 	var closeErr error
+	var answered sync.WaitGroup
+	answered.Add(4)
 	errs := spendAll(n+1, func(i int) error {
 		if i == n {
-			time.Sleep(time.Millisecond)
+			answered.Wait()
 			closeErr = s.Close()
 			return nil
 		}
-		return s.Spend(ctx, keyA, toks[i])
+		err := s.Spend(ctx, keyA, toks[i])
+		if i < 4 {
+			answered.Done()
+		}
+		return err
 	})
 	if closeErr != nil {
 		t.Fatalf("Close: %v", closeErr)
 	}
-	s = open(t)
+	s = k.open(t)
 	for i, err := range errs[:n] {
 		if err == nil {
 			wantSpend(t, s, keyA, toks[i], spend.ErrAlreadySpent)
@@ -356,8 +395,8 @@ func testCloseWhileSpending(t *testing.T, open func(t *testing.T) spend.Store) {
 	}
 }
 
-func testRetire(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testRetire(t *testing.T, k kit) {
+	s := k.open(t)
 	ctx := ctxT(t)
 	prepare(t, s, keyA, keyB)
 	tok := randToken(t)
@@ -378,24 +417,45 @@ func testRetire(t *testing.T, open func(t *testing.T) spend.Store) {
 	if ids, err := s.KeyIDs(ctx); err != nil || !slices.Equal(ids, []string{keyB}) {
 		t.Fatalf("KeyIDs after Retire = %v, %v; want [%s]", ids, err, keyB)
 	}
-	if err := s.Retire(ctx, keyA); !errors.Is(err, spend.ErrUnknownKey) {
-		t.Fatalf("second Retire = %v, want ErrUnknownKey", err)
+	if err := s.Retire(ctx, keyA); !errors.Is(err, spend.ErrKeyRetired) || !strings.Contains(err.Error(), "already retired") {
+		t.Fatalf("second Retire = %v, want ErrKeyRetired", err)
 	}
 	if err := s.Retire(ctx, "not-a-key"); !errors.Is(err, spend.ErrUnknownKey) {
 		t.Fatalf("Retire(malformed) = %v, want ErrUnknownKey", err)
 	}
+	if err := s.Retire(ctx, keyMissing); !errors.Is(err, spend.ErrUnknownKey) || !strings.Contains(err.Error(), "never prepared") {
+		t.Fatalf("Retire(never prepared) = %v, want ErrUnknownKey", err)
+	}
 	// The other key is untouched.
 	wantSpend(t, s, keyB, tok, spend.ErrAlreadySpent)
 
-	// Preparing the key again starts from nothing.
-	prepare(t, s, keyA)
-	wantCount(t, s, keyA, 0)
-	wantSpend(t, s, keyA, tok, nil)
-	wantCount(t, s, keyA, 1)
+	// The key can never come back: preparing it again (a server with a stale key list) is
+	// refused, with what to do, and creates nothing, not even for the other keys asked for.
+	err := s.PrepareKeys(ctx, []string{keyC, keyA})
+	if !errors.Is(err, spend.ErrKeyRetired) || !strings.Contains(err.Error(), keyA) || !strings.Contains(err.Error(), "ppredeem keys generate") {
+		t.Fatalf("PrepareKeys(retired key) = %v, want ErrKeyRetired naming the key and the fix", err)
+	}
+	if ids, err := s.KeyIDs(ctx); err != nil || !slices.Equal(ids, []string{keyB}) {
+		t.Fatalf("KeyIDs after a refused PrepareKeys = %v, %v; want [%s]", ids, err, keyB)
+	}
+	if err := s.Hold(ctx, "server-1", []string{keyA}, time.Minute); !errors.Is(err, spend.ErrKeyRetired) {
+		t.Fatalf("Hold(retired key) = %v, want ErrKeyRetired", err)
+	}
+	wantSpend(t, s, keyA, tok, spend.ErrUnknownKey)
+	s.Close()
+	s = k.open(t)
+	if err := s.PrepareKeys(ctx, []string{keyA}); !errors.Is(err, spend.ErrKeyRetired) {
+		t.Fatalf("PrepareKeys(retired key) after reopening = %v, want ErrKeyRetired", err)
+	}
+	infos, err := s.Keys(ctx)
+	if err != nil || len(infos) != 2 || infos[0].ID != keyA || infos[0].RetiredAt.IsZero() || infos[0].HasStorage ||
+		infos[1].ID != keyB || !infos[1].RetiredAt.IsZero() || !infos[1].HasStorage {
+		t.Fatalf("Keys after retiring %s = %+v, %v", keyA, infos, err)
+	}
 }
 
-func testPrepareKeys(t *testing.T, open func(t *testing.T) spend.Store) {
-	s := open(t)
+func testPrepareKeys(t *testing.T, k kit) {
+	s := k.open(t)
 	ctx := ctxT(t)
 	if ids, err := s.KeyIDs(ctx); err != nil || len(ids) != 0 {
 		t.Fatalf("KeyIDs on empty storage = %v, %v", ids, err)
@@ -429,4 +489,331 @@ func testPrepareKeys(t *testing.T, open func(t *testing.T) spend.Store) {
 		t.Fatalf("KeyIDs = %v, %v; want %v", ids, err, want)
 	}
 	wantSpend(t, s, keyA, tok, spend.ErrAlreadySpent)
+}
+
+// testKeyRegistry: the store remembers each key it prepared, and when.
+func testKeyRegistry(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	if infos, err := s.Keys(ctx); err != nil || len(infos) != 0 {
+		t.Fatalf("Keys on empty storage = %+v, %v", infos, err)
+	}
+	before := time.Now().Add(-time.Minute) // the database's clock may differ a little
+	prepare(t, s, keyB, keyA)
+	prepare(t, s, keyA) // again: keeps the first preparation time
+	infos, err := s.Keys(ctx)
+	if err != nil || len(infos) != 2 || infos[0].ID != keyA || infos[1].ID != keyB {
+		t.Fatalf("Keys = %+v, %v; want %s and %s", infos, err, keyA, keyB)
+	}
+	for _, info := range infos {
+		if info.PreparedAt.Before(before) || !info.RetiredAt.IsZero() || !info.HasStorage || len(info.Holds) != 0 {
+			t.Fatalf("Keys: %+v, want prepared now, live, with storage, no holds", info)
+		}
+	}
+	s.Close()
+	s = k.open(t)
+	again, err := s.Keys(ctx)
+	if err != nil || len(again) != 2 || !again[0].PreparedAt.Equal(infos[0].PreparedAt) {
+		t.Fatalf("Keys after reopening = %+v, %v; want %+v", again, err, infos)
+	}
+}
+
+// testStorageLost: a key whose partition (bucket) vanished behind the store's back is never
+// recreated empty: PrepareKeys and Hold refuse with what to do, Check reports it, spends
+// under it fail, and retiring it is allowed.
+func testStorageLost(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	prepare(t, s, keyA, keyB)
+	tok := randToken(t)
+	wantSpend(t, s, keyA, tok, nil)
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check before the loss: %v", err)
+	}
+	s.Close()
+	k.loseKey(t, keyA)
+	s = k.open(t)
+
+	err := s.PrepareKeys(ctx, []string{keyB, keyA})
+	if !errors.Is(err, spend.ErrKeyStorageLost) || !strings.Contains(err.Error(), "spent records of key "+keyA+" are missing") ||
+		!strings.Contains(err.Error(), "backup") || !strings.Contains(err.Error(), "ppredeem keys retire "+keyA) {
+		t.Fatalf("PrepareKeys(lost key) = %v, want ErrKeyStorageLost naming the key, the backup and retire", err)
+	}
+	if ids, err := s.KeyIDs(ctx); err != nil || !slices.Equal(ids, []string{keyB}) {
+		t.Fatalf("KeyIDs after a refused PrepareKeys = %v, %v: the lost key was recreated", ids, err)
+	}
+	if err := s.Hold(ctx, "server-1", []string{keyA}, time.Minute); !errors.Is(err, spend.ErrKeyStorageLost) {
+		t.Fatalf("Hold(lost key) = %v, want ErrKeyStorageLost", err)
+	}
+	wantSpend(t, s, keyA, tok, spend.ErrUnknownKey)
+	if err := s.Check(ctx); !errors.Is(err, spend.ErrKeyStorageLost) || !strings.Contains(err.Error(), keyA) {
+		t.Fatalf("Check with a lost key = %v, want ErrKeyStorageLost naming it", err)
+	}
+	if err := s.Retire(ctx, keyA); err != nil {
+		t.Fatalf("Retire(lost key): %v", err)
+	}
+	if err := s.PrepareKeys(ctx, []string{keyA}); !errors.Is(err, spend.ErrKeyRetired) {
+		t.Fatalf("PrepareKeys after retiring the lost key = %v, want ErrKeyRetired", err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check after retiring the lost key: %v", err)
+	}
+}
+
+// testHolds: Retire refuses a key a live hold holds, naming the holder and how long the
+// hold lasts; a new key set releases the keys left out, Release the rest.
+func testHolds(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	if err := s.Hold(ctx, "server-1", []string{keyA}, time.Minute); !errors.Is(err, spend.ErrUnknownKey) {
+		t.Fatalf("Hold(unprepared key) = %v, want ErrUnknownKey", err)
+	}
+	for _, bad := range []struct {
+		holder string
+		ttl    time.Duration
+	}{{"", time.Minute}, {"tab\there", time.Minute}, {strings.Repeat("x", 201), time.Minute}, {"server-1", 0}} {
+		if err := s.Hold(ctx, bad.holder, nil, bad.ttl); err == nil {
+			t.Fatalf("Hold(%q, ttl %s) succeeded", bad.holder, bad.ttl)
+		}
+	}
+	prepare(t, s, keyA, keyB, keyC)
+	if err := s.Hold(ctx, "server-1", []string{keyA, keyB}, time.Minute); err != nil {
+		t.Fatalf("Hold: %v", err)
+	}
+	if err := s.Hold(ctx, "server-2", []string{keyB}, time.Minute); err != nil {
+		t.Fatalf("Hold by a second holder: %v", err)
+	}
+	err := s.Retire(ctx, keyA)
+	if !errors.Is(err, spend.ErrKeyHeld) || !strings.Contains(err.Error(), "server-1") || !strings.Contains(err.Error(), "SIGHUP") {
+		t.Fatalf("Retire(held key) = %v, want ErrKeyHeld naming the holder and the fix", err)
+	}
+	if !regexp.MustCompile(`expires in (59s|1m0s) unless renewed`).MatchString(err.Error()) {
+		t.Fatalf("Retire(held key) = %v, want the time left on the hold", err)
+	}
+	wantSpend(t, s, keyA, randToken(t), nil) // refused retire changed nothing
+	infos, err := s.Keys(ctx)
+	if err != nil || len(infos) != 3 || infos[2].ID != keyB || len(infos[2].Holds) != 2 ||
+		infos[2].Holds[0].Holder != "server-1" || infos[2].Holds[1].Holder != "server-2" {
+		t.Fatalf("Keys = %+v, %v; want %s held by server-1 and server-2", infos, err, keyB)
+	}
+
+	// A reload without keyA releases it at once.
+	if err := s.Hold(ctx, "server-1", []string{keyB}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retire(ctx, keyA); err != nil {
+		t.Fatalf("Retire after the holder let go: %v", err)
+	}
+	if err := s.Release(ctx, "server-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retire(ctx, keyB); !errors.Is(err, spend.ErrKeyHeld) || strings.Contains(err.Error(), "server-1") {
+		t.Fatalf("Retire(key held by server-2 only) = %v", err)
+	}
+	if err := s.Release(ctx, "server-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retire(ctx, keyB); err != nil {
+		t.Fatalf("Retire after Release: %v", err)
+	}
+	if err := s.Hold(ctx, "server-1", []string{keyC, keyB}, time.Minute); !errors.Is(err, spend.ErrKeyRetired) {
+		t.Fatalf("Hold with a retired key = %v, want ErrKeyRetired", err)
+	}
+	if err := s.Retire(ctx, keyC); err != nil {
+		t.Fatalf("Retire(%s) after a refused Hold: %v (the refused Hold must hold nothing)", keyC, err)
+	}
+}
+
+// testHoldExpires: a holder that stops renewing (a crashed server) no longer blocks Retire
+// once its hold's TTL has passed.
+func testHoldExpires(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	prepare(t, s, keyA)
+	if err := s.Hold(ctx, "crashed-server", []string{keyA}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retire(ctx, keyA); !errors.Is(err, spend.ErrKeyHeld) {
+		t.Fatalf("Retire within the TTL = %v, want ErrKeyHeld", err)
+	}
+	waitFor(t, 10*time.Second, "the hold to lapse", func() bool {
+		infos, err := s.Keys(ctx)
+		return err == nil && len(infos[0].Holds) == 0
+	})
+	if err := s.Retire(ctx, keyA); err != nil {
+		t.Fatalf("Retire after the hold lapsed: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+// testHolding: the helper a server uses prepares and holds its keys, renews the hold,
+// changes it on reload and releases it on stop; it refuses to start with a retired key.
+func testHolding(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	renewed := make(chan error, 100)
+	h, err := spend.StartHolding(ctx, s, []string{keyA, keyB}, spend.HoldConfig{
+		Holder: "server-1", TTL: 2 * time.Second, Renew: 50 * time.Millisecond,
+		OnRenew: func(err error) { renewed <- err },
+	})
+	if err != nil {
+		t.Fatalf("StartHolding: %v", err)
+	}
+	first, err := s.Keys(ctx)
+	if err != nil || len(first[0].Holds) != 1 {
+		t.Fatalf("Keys after StartHolding = %+v, %v", first, err)
+	}
+	for range 3 {
+		if err := <-renewed; err != nil {
+			t.Fatalf("renewal: %v", err)
+		}
+	}
+	later, err := s.Keys(ctx)
+	if err != nil || len(later[0].Holds) != 1 || !later[0].Holds[0].Expires.After(first[0].Holds[0].Expires) {
+		t.Fatalf("Keys after renewals = %+v, %v: want a later expiry than %v", later, err, first[0].Holds)
+	}
+	if err := s.Retire(ctx, keyA); !errors.Is(err, spend.ErrKeyHeld) {
+		t.Fatalf("Retire(held key) = %v, want ErrKeyHeld", err)
+	}
+	if err := h.Update(ctx, []string{keyB, keyC}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if !slices.Equal(h.Keys(), []string{keyB, keyC}) || h.Holder() != "server-1" {
+		t.Fatalf("Keys() = %v, Holder() = %q", h.Keys(), h.Holder())
+	}
+	wantSpend(t, s, keyC, randToken(t), nil) // Update prepared it
+	if err := s.Retire(ctx, keyA); err != nil {
+		t.Fatalf("Retire of a key the reload dropped: %v", err)
+	}
+	if err := h.Update(ctx, []string{keyA, keyB}); !errors.Is(err, spend.ErrKeyRetired) || !slices.Equal(h.Keys(), []string{keyB, keyC}) {
+		t.Fatalf("Update with a retired key = %v (keys %v), want ErrKeyRetired and the old keys kept", err, h.Keys())
+	}
+	if err := s.Retire(ctx, keyC); !errors.Is(err, spend.ErrKeyHeld) {
+		t.Fatalf("Retire(%s) after a refused Update = %v, want ErrKeyHeld", keyC, err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := h.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := s.Retire(ctx, keyC); err != nil {
+		t.Fatalf("Retire after Stop: %v", err)
+	}
+	if _, err := spend.StartHolding(ctx, s, []string{keyB, keyA}, spend.HoldConfig{}); !errors.Is(err, spend.ErrKeyRetired) {
+		t.Fatalf("StartHolding with a retired key = %v, want ErrKeyRetired", err)
+	}
+	if _, err := spend.StartHolding(ctx, s, []string{keyB}, spend.HoldConfig{TTL: time.Second, Renew: time.Second}); err == nil {
+		t.Fatal("StartHolding with Renew >= TTL succeeded")
+	}
+}
+
+// testRetireRacesHold: a retire and a server taking the key at the same moment never both
+// succeed: either the hold comes first and the retire is refused, or the retire comes
+// first and the hold is refused. Two stores on one storage stand for two processes where
+// the store allows it (PostgreSQL); bbolt's file lock admits one process, so there both
+// race through one store.
+func testRetireRacesHold(t *testing.T, k kit) {
+	a := k.open(t)
+	b := a
+	if _, ok := a.(*spend.Postgres); ok {
+		b = k.open(t)
+	}
+	ctx := ctxT(t)
+	retired, held := 0, 0
+	for round := range 20 {
+		key := fmt.Sprintf("%016x", round+1)
+		prepare(t, a, key)
+		errs := spendAll(2, func(i int) error {
+			if i == 0 {
+				return a.Retire(ctx, key)
+			}
+			return b.Hold(ctx, "server-1", []string{key}, time.Minute)
+		})
+		switch {
+		case errs[0] == nil && errors.Is(errs[1], spend.ErrKeyRetired):
+			retired++
+		case errors.Is(errs[0], spend.ErrKeyHeld) && errs[1] == nil:
+			held++
+			wantSpend(t, a, key, randToken(t), nil)
+		default:
+			t.Fatalf("round %d: Retire = %v, Hold = %v: want exactly one to win", round, errs[0], errs[1])
+		}
+	}
+	t.Logf("retire won %d rounds, hold %d", retired, held)
+}
+
+// testIdentity: a store has an identity from its creation, the same on every open.
+func testIdentity(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	id, err := s.Identity(ctx)
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(id.ID) ||
+		time.Since(id.CreatedAt) > time.Hour || id.CreatedAt.Location() != time.UTC {
+		t.Fatalf("Identity = %+v, %v; want a UUID made just now, UTC", id, err)
+	}
+	s.Close()
+	if again, err := k.open(t).Identity(ctx); err != nil || again != id {
+		t.Fatalf("Identity after reopening = %+v, %v; want %+v", again, err, id)
+	}
+}
+
+// testReady: a healthy store is ready; however many callers ask, at most one write probe
+// runs per second; spends answered stand in for probes; a closed store is not ready.
+func testReady(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("Ready on a fresh store: %v", err)
+	}
+	start := time.Now()
+	errs := spendAll(200, func(int) error { return s.Ready(ctx) })
+	elapsed := time.Since(start)
+	if _, _, other := tally(errs); len(other) != 0 {
+		t.Fatalf("Ready: %v", other[0])
+	}
+	if n, most := spend.ReadyProbes(s), 2+int(elapsed/spend.ReadyCacheFor); n > most {
+		t.Fatalf("%d write probes for 201 Ready calls in %v, want at most %d", n, elapsed, most)
+	}
+	prepare(t, s, keyA)
+	wantSpend(t, s, keyA, randToken(t), nil)
+	before := spend.ReadyProbes(s)
+	if err := s.Ready(ctx); err != nil || spend.ReadyProbes(s) != before {
+		t.Fatalf("Ready right after a spend = %v, probes %d → %d: want the spend's outcome, no probe", err, before, spend.ReadyProbes(s))
+	}
+	s.Close()
+	if err := s.Ready(ctx); err == nil {
+		t.Fatal("Ready after Close succeeded")
+	}
+}
+
+// testCheck: a healthy store with keys in every state passes Check.
+func testCheck(t *testing.T, k kit) {
+	s := k.open(t)
+	ctx := ctxT(t)
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check on a fresh store: %v", err)
+	}
+	prepare(t, s, keyA, keyB)
+	for range 100 {
+		wantSpend(t, s, keyA, randToken(t), nil)
+	}
+	if err := s.Hold(ctx, "server-1", []string{keyA}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Retire(ctx, keyB); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
 }

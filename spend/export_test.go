@@ -1,9 +1,15 @@
 package spend
 
-// SetPGFlushWorkers sets the number of PostgreSQL flush workers for stores opened afterwards
-// (benchmarks compare worker counts) and returns a function restoring the default.
-func SetPGFlushWorkers(n int) (restore func()) {
-	old := pgFlushWorkers
-	pgFlushWorkers = n
-	return func() { pgFlushWorkers = old }
+// ReadyProbes returns how many write probes the store's Ready has started.
+func ReadyProbes(s Store) int {
+	switch s := s.(type) {
+	case *Bolt:
+		return s.ready.probeCount()
+	case *Postgres:
+		return s.ready.probeCount()
+	}
+	panic("unknown store")
 }
+
+// MigrateUpTo applies the embedded migrations up to version (tests of upgrades).
+var MigrateUpTo = migrateUpTo

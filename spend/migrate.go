@@ -72,6 +72,19 @@ func MigrateUp(ctx context.Context, dsn string) (err error) {
 	return nil
 }
 
+// migrateUpTo applies the pending migrations up to version.
+func migrateUpTo(ctx context.Context, dsn string, version int64) (err error) {
+	p, err := newProvider(dsn)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeProvider(p)) }()
+	if _, err := p.UpTo(ctx, version); err != nil {
+		return fmt.Errorf("spend: migrate up to %d: %w", version, err)
+	}
+	return nil
+}
+
 // MigrateDown rolls back the most recently applied migration (one step). With nothing
 // applied it returns an error.
 func MigrateDown(ctx context.Context, dsn string) (err error) {
@@ -152,9 +165,10 @@ func latestMigration() (int64, error) {
 }
 
 // CheckSchema returns a wrapped ErrSchemaBehind when the database's goose version is lower
-// than the latest embedded migration (or goose never ran there). A newer schema is accepted:
-// migrations are additive, and an older binary may run during a rolling upgrade. It only
-// reads: unlike goose's own version check it never creates the version table.
+// than the latest embedded migration (or goose never ran there), and ErrNoStore when the
+// store identity that migrate up creates is missing. A newer schema is accepted: migrations
+// are additive, and an older binary may run during a rolling upgrade. It only reads: unlike
+// goose's own version check it never creates the version table.
 func (p *Postgres) CheckSchema(ctx context.Context) error {
 	want, err := latestMigration()
 	if err != nil {
@@ -178,5 +192,6 @@ func (p *Postgres) CheckSchema(ctx context.Context) error {
 	if !have.Valid || have.Int64 < want {
 		return fmt.Errorf("spend: schema version %d, this binary needs %d: %w", have.Int64, want, ErrSchemaBehind)
 	}
-	return nil
+	_, err = queryIdentity(ctx, conn)
+	return err
 }

@@ -24,6 +24,9 @@ type PostgresConfig struct {
 	SpendTimeout   time.Duration // 0 → 5s: each spend's own deadline, independent of the caller
 	BatchMax       int           // 0 → 256: most tokens in one INSERT
 	AcquireTimeout time.Duration // 0 → 2s: connecting / acquiring a connection fails after this
+	// FlushWorkers is the number of flush workers, each holding one connection while it
+	// writes (0 → automatic: flushWorkerCount).
+	FlushWorkers int
 	// OnBatch, if set, is told the number of spends in each batch a flush worker takes (metrics).
 	OnBatch func(size int)
 }
@@ -59,9 +62,6 @@ func flushWorkerCount(maxConns int32) int {
 	return max(1, min(runtime.GOMAXPROCS(0), maxPGFlushWorkers, int(maxConns/2)))
 }
 
-// pgFlushWorkers overrides flushWorkerCount when > 0 (benchmarks only, see export_test.go).
-var pgFlushWorkers = 0
-
 // insertSQL records a batch of one key's tokens. It is a single autocommit statement: it
 // returns only after its transaction committed (with synchronous_commit as configured on the
 // server), and the primary key decides each token: RETURNING lists exactly the rows this
@@ -78,11 +78,23 @@ const partitionsSQL = `SELECT c.relname FROM pg_catalog.pg_inherits i
 JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = 'spent_tokens'::regclass`
 
-// Postgres is the PostgreSQL store: one partition of spent_tokens per key.
+// Postgres is the PostgreSQL store: one partition of spent_tokens per key, the key registry
+// (spend_keys, spend_key_holders) and the store's identity (spend_store).
 type Postgres struct {
 	pool           *pgxpool.Pool
 	batch          *batcher
+	ready          *readiness
 	acquireTimeout time.Duration
+	spendTimeout   time.Duration
+}
+
+// pgTerms names a key's storage in PostgreSQL's terms, for messages.
+var pgTerms = storageTerms{
+	storage: func(id string) string { return "partition " + partitionPrefix + id },
+	restore: func(id string) string {
+		return fmt.Sprintf("table %[1]s%[2]s and attach it (ALTER TABLE spent_tokens ATTACH PARTITION %[1]s%[2]s FOR VALUES IN ('%[2]s'))",
+			partitionPrefix, id)
+	},
 }
 
 // OpenPostgres creates the connection pool and starts the flush workers. It does not connect:
@@ -90,7 +102,7 @@ type Postgres struct {
 // a server started during an outage serves as soon as the database is back. Call Ping or
 // CheckSchema to find out whether it can serve. OpenPostgres never migrates.
 func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
-	if cfg.MaxConns < 0 || cfg.SpendTimeout < 0 || cfg.BatchMax < 0 || cfg.AcquireTimeout < 0 {
+	if cfg.MaxConns < 0 || cfg.SpendTimeout < 0 || cfg.BatchMax < 0 || cfg.AcquireTimeout < 0 || cfg.FlushWorkers < 0 {
 		return nil, errors.New("spend: negative PostgresConfig value")
 	}
 	maxConns := cmp.Or(cfg.MaxConns, defaultPGMaxConns)
@@ -126,12 +138,10 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spend: create PostgreSQL pool: %w", err)
 	}
-	p := &Postgres{pool: pool, acquireTimeout: acquireTimeout}
-	workers := flushWorkerCount(maxConns)
-	if pgFlushWorkers > 0 {
-		workers = pgFlushWorkers
-	}
-	p.batch = newBatcher(workers, batchMax, spendTimeout, p.write, cfg.OnBatch)
+	p := &Postgres{pool: pool, acquireTimeout: acquireTimeout, spendTimeout: spendTimeout}
+	workers := cmp.Or(cfg.FlushWorkers, flushWorkerCount(maxConns))
+	p.ready = newReadiness(p.probe, spendTimeout+acquireTimeout)
+	p.batch = newBatcher(workers, batchMax, spendTimeout, p.write, cfg.OnBatch, p.ready.wrote)
 	return p, nil
 }
 
@@ -220,79 +230,6 @@ func (p *Postgres) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 // partitionName is the partition of a valid key ID, as a quoted identifier.
 func partitionName(keyID string) string {
 	return pgx.Identifier{partitionPrefix + keyID}.Sanitize()
-}
-
-// PrepareKeys implements Store: it creates the missing partitions in one transaction, under a
-// transaction advisory lock so that processes preparing keys at once take turns. Duplicate
-// table errors (a concurrent CREATE by a process not using the lock) count as success: the
-// next attempt finds the partition.
-func (p *Postgres) PrepareKeys(ctx context.Context, keyIDs []string) error {
-	ids, err := checkKeyIDs(keyIDs)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	err = p.ddl(ctx, func(tx pgx.Tx) error {
-		have, err := queryKeyIDs(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if slices.Contains(have, id) {
-				continue
-			}
-			// id is validated hex, so the literal cannot be broken out of.
-			q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF spent_tokens FOR VALUES IN ('%s')",
-				partitionName(id), id)
-			if _, err := tx.Exec(ctx, q); err != nil {
-				return err
-			}
-		}
-		// A table of the right name that is not attached (made by hand?) would make
-		// IF NOT EXISTS succeed without a partition: check.
-		have, err = queryKeyIDs(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if !slices.Contains(have, id) {
-				return fmt.Errorf("spend: table %s exists but is not a partition of spent_tokens", partitionPrefix+id)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("spend: prepare key partitions: %w", err)
-	}
-	return nil
-}
-
-// Retire implements Store: DETACH PARTITION then DROP TABLE in one transaction, so the key's
-// records vanish at once whatever their number. DETACH (not CONCURRENTLY, which cannot run in
-// a transaction) briefly takes an ACCESS EXCLUSIVE lock on spent_tokens: spends of all keys
-// wait for it; lock_timeout bounds that wait.
-func (p *Postgres) Retire(ctx context.Context, keyID string) error {
-	if !ValidKeyID(keyID) {
-		return fmt.Errorf("spend: malformed key ID: %w", ErrUnknownKey)
-	}
-	err := p.ddl(ctx, func(tx pgx.Tx) error {
-		have, err := queryKeyIDs(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(have, keyID) {
-			return fmt.Errorf("spend: key %s: %w", keyID, ErrUnknownKey)
-		}
-		name := partitionName(keyID)
-		if _, err := tx.Exec(ctx, "ALTER TABLE spent_tokens DETACH PARTITION "+name); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "DROP TABLE "+name)
-		return err
-	})
-	if err != nil && !errors.Is(err, ErrUnknownKey) {
-		return fmt.Errorf("spend: retire key %s: %w", keyID, err)
-	}
-	return err
 }
 
 // ddl runs f in a transaction holding the DDL advisory lock (waiting for it as long as ctx
@@ -410,6 +347,34 @@ func (p *Postgres) KeyIDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// Ready implements Store. The write probe is one round trip: a multi-statement query, run
+// as one transaction, that takes the lock an INSERT into spent_tokens needs (ROW EXCLUSIVE,
+// on every partition) within the spend timeout, then writes the store's row (spend_store.
+// probed_at) and commits. So a lock held by another session for longer than the spend
+// timeout, a read-only database (a standby) and a database that cannot write or flush its
+// log (a full disk) all make the store unready.
+func (p *Postgres) Ready(ctx context.Context) error { return p.ready.ready(ctx) }
+
+func (p *Postgres) probe(ctx context.Context) error {
+	conn, err := p.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	// Without arguments pgx sends the simple query protocol, which runs the statements as
+	// one implicit transaction; set_config(..., true) lasts until its end.
+	tag, err := conn.Exec(ctx, fmt.Sprintf(`SELECT set_config('lock_timeout', '%dms', true);
+LOCK TABLE spent_tokens IN ROW EXCLUSIVE MODE;
+UPDATE spend_store SET probed_at = now()`, max(1, p.spendTimeout.Milliseconds())))
+	if err != nil {
+		return fmt.Errorf("spend: write probe (lock spent_tokens, write spend_store): %w", mapUndefinedTable(err))
+	}
+	if tag.RowsAffected() != 1 {
+		return newError(ErrNoStore, "spend: write probe: the store identity row (spend_store) is missing")
+	}
+	return nil
+}
+
 // Ping implements Store: it acquires a connection (pinging it if it was idle) and runs an
 // empty query.
 func (p *Postgres) Ping(ctx context.Context) error {
@@ -427,6 +392,7 @@ func (p *Postgres) Ping(ctx context.Context) error {
 // Close implements Store: queued spends are written first, then the pool is closed.
 func (p *Postgres) Close() error {
 	p.batch.close()
+	p.ready.close()
 	p.pool.Close()
 	return nil
 }
