@@ -69,3 +69,45 @@ func values(c *Config) map[string]any {
 	walk(reflect.ValueOf(c).Elem())
 	return out
 }
+
+// With returns a copy of c whose settings named in keys take their values
+// from from: a reload applies the settings it can change and keeps the
+// others as they were at start. It panics on an unknown key, like Bind.
+func (c *Config) With(from *Config, keys []string) *Config {
+	out := *c
+	src := values(from)
+	for _, key := range keys {
+		val, ok := src[key]
+		if !ok {
+			panic("config: unknown setting " + key)
+		}
+		field(&out, key).Set(reflect.ValueOf(val))
+	}
+	return &out
+}
+
+// field returns the settable field of c tagged key.
+func field(c *Config, key string) reflect.Value {
+	var find func(v reflect.Value) (reflect.Value, bool)
+	find = func(v reflect.Value) (reflect.Value, bool) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			switch tag, ok := f.Tag.Lookup("mapstructure"); {
+			case !ok || !f.IsExported():
+			case tag == ",squash":
+				if fv, ok := find(v.Field(i)); ok {
+					return fv, true
+				}
+			case tag == key:
+				return v.Field(i), true
+			}
+		}
+		return reflect.Value{}, false
+	}
+	fv, ok := find(reflect.ValueOf(c).Elem())
+	if !ok {
+		panic("config: unknown setting " + key)
+	}
+	return fv
+}

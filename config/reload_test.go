@@ -60,3 +60,18 @@ func TestChangedSeesGatewaySettings(t *testing.T) {
 		t.Fatalf("Changed = %q", got)
 	}
 }
+
+// TestWithTakesOnlyTheNamedSettings: With copies the named settings (a
+// squashed one too) and leaves the receiver alone.
+func TestWithTakesOnlyTheNamedSettings(t *testing.T) {
+	running := &Config{Listen: "a:1", Keys: []string{"old.pem"}, MaxBindings: 3}
+	next := &Config{Listen: "b:2", Keys: []string{"new.pem"}, MaxBindings: 9}
+	next.Gateway.Upstream = "http://u"
+	got := running.With(next, []string{"keys", "max_bindings", "gateway_upstream"})
+	if got.Listen != "a:1" || !slices.Equal(got.Keys, []string{"new.pem"}) || got.MaxBindings != 9 || got.Gateway.Upstream != "http://u" {
+		t.Fatalf("With = %+v", got)
+	}
+	if running.MaxBindings != 3 || running.Keys[0] != "old.pem" {
+		t.Fatalf("With changed its receiver: %+v", running)
+	}
+}
