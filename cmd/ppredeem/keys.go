@@ -118,7 +118,7 @@ retired or its records are missing (serve would refuse it).`,
 				case err == nil:
 					spent = fmt.Sprint(n)
 				case errors.Is(err, spend.ErrUnknownKey):
-					spent = "0"
+					spent = "0 (no storage yet)"
 				default:
 					spent = "error: " + err.Error()
 				}
