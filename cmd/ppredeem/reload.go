@@ -67,7 +67,7 @@ func (r *reloader) apply(ctx context.Context) error {
 	// Hold the old keys and the new ones while the key sets change, so that
 	// no key this server serves is ever unheld; then release the dropped ones.
 	if err := r.hold.Update(holdCtx, union(r.keys, ids)); err != nil {
-		return fmt.Errorf("the spent-token store refuses the new keys: %w", err)
+		return fmt.Errorf("the spent-token store cannot take the new keys: %w", err)
 	}
 	r.current.Store(&ring)
 	added, removed := keyChanges(r.keys, ids)

@@ -107,7 +107,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	// this server serves them, so that no key is retired under it.
 	hold, err := spend.StartHolding(ctx, store, ring.keyIDs(), spend.HoldConfig{OnRenew: holdRenewals(log)})
 	if err != nil {
-		return fmt.Errorf("the spent-token store refuses the configured keys: %w", err)
+		return fmt.Errorf("the spent-token store cannot take the configured keys: %w", err)
 	}
 	defer stopHolding(hold, log) // before the store closes
 	log.Info("holding the configured keys in the spent-token store", "holder", hold.Holder(), "keys", hold.Keys())
