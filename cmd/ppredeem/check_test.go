@@ -30,7 +30,7 @@ func TestCheckCommand(t *testing.T) {
 		out, err := run(t, args...)
 		embedded := storeArgs[0] == "--data-dir"
 		if embedded {
-			if !errors.Is(err, spend.ErrStoreInUse) && (err == nil || !strings.Contains(out, "stop that server first")) {
+			if !errors.Is(err, spend.ErrStoreInUse) && (err == nil || !strings.Contains(out, "stop that process first")) {
 				t.Fatalf("check of a running embedded store: %v\n%s", err, out)
 			}
 			srv.stop(t)

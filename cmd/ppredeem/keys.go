@@ -203,8 +203,7 @@ func openExistingStore(ctx context.Context, cfg *config.Config, what string) (sp
 	path := boltPath(cfg)
 	b, err := spend.OpenBolt(spend.BoltConfig{Path: path, MustExist: true, SpendTimeout: cfg.SpendTimeout})
 	if errors.Is(err, spend.ErrStoreInUse) {
-		return nil, fmt.Errorf("%s needs the embedded store file %s, which a running process (ppredeem serve?) holds locked: "+
-			"the file serves one process at a time, so stop that server first: %w", what, path, err)
+		return nil, fmt.Errorf("%s cannot open the embedded store while a server runs on it: %w", what, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded store: %w", err)

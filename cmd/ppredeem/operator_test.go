@@ -250,7 +250,7 @@ func TestRetireEmbeddedStoreInUse(t *testing.T) {
 		t.Fatalf("redemption: %s", code)
 	}
 	retire := []string{"keys", "retire", id, "--data-dir", dataDir}
-	wantRefusal(t, retire, "keys retire needs the embedded store file", "stop that server first")
+	wantRefusal(t, retire, "keys retire cannot open the embedded store while a server runs on it", "stop that process first")
 	p.stopGracefully(t)
 	if out, code := runBinary(t, retire...); code != 0 || !strings.Contains(out, "dropped 1 spent records") {
 		t.Fatalf("retire with the server stopped: exit %d\n%s", code, out)
