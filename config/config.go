@@ -18,6 +18,10 @@
 // in one place per command (ValidateServe and friends) before anything
 // listens or connects.
 //
+// Reload (reload.go) loads again from the same flags, environment and
+// config file, read anew: what SIGHUP does; Changed tells which settings
+// differ between two loads.
+//
 // This package only decodes and validates; it opens no files but the config
 // file and no connections.
 package config
@@ -77,6 +81,10 @@ type Config struct {
 	DrainDelay        time.Duration `mapstructure:"drain_delay"`
 
 	Gateway Gateway `mapstructure:",squash"` // the gateway_* settings (gateway.go)
+
+	// loader made this Config (nil for one built by hand): Reload loads
+	// again from the same sources (reload.go).
+	loader *Loader
 }
 
 // Setting describes one setting: its config-file key, default and meaning.
@@ -136,6 +144,7 @@ func lookup(key string) (Setting, bool) {
 type Loader struct {
 	v     *viper.Viper
 	flags *pflag.FlagSet
+	bound map[string]string // setting key → the name of its flag on this command
 }
 
 // Bind registers on flags a flag for each of the named settings and a
@@ -158,13 +167,7 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 			panic("config: renamed setting " + key + " is not bound")
 		}
 	}
-	v := viper.New()
-	for _, s := range settings {
-		v.SetDefault(s.Key, s.Default)
-		if err := v.BindEnv(s.Key, s.Env()); err != nil {
-			panic(err)
-		}
-	}
+	bound := make(map[string]string, len(keys))
 	for _, key := range keys {
 		s, ok := lookup(key)
 		if !ok {
@@ -189,12 +192,28 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 		default:
 			panic(fmt.Sprintf("config: setting %s has unsupported type %T", key, d))
 		}
-		if err := v.BindPFlag(s.Key, flags.Lookup(name)); err != nil {
+		bound[key] = name
+	}
+	flags.String("config", "", "config file (YAML, TOML or JSON; env "+EnvPrefix+"CONFIG)")
+	return newLoader(flags, bound)
+}
+
+// newLoader binds a new viper instance to every setting's default and
+// environment variable and to the flags in bound, already on flags.
+func newLoader(flags *pflag.FlagSet, bound map[string]string) *Loader {
+	v := viper.New()
+	for _, s := range settings {
+		v.SetDefault(s.Key, s.Default)
+		if err := v.BindEnv(s.Key, s.Env()); err != nil {
 			panic(err)
 		}
 	}
-	flags.String("config", "", "config file (YAML, TOML or JSON; env "+EnvPrefix+"CONFIG)")
-	return &Loader{v: v, flags: flags}
+	for key, name := range bound {
+		if err := v.BindPFlag(key, flags.Lookup(name)); err != nil {
+			panic(err)
+		}
+	}
+	return &Loader{v: v, flags: flags, bound: bound}
 }
 
 // Load reads the config file if one is named, then decodes every setting.
@@ -220,6 +239,7 @@ func (l *Loader) Load() (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.Keys = splitList(c.Keys)
+	c.loader = l
 	return &c, nil
 }
 

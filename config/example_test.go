@@ -34,6 +34,7 @@ func TestExampleFileListsEverySettingWithItsDefault(t *testing.T) {
 		t.Fatalf("keys: file %q, default %q", fromFile.Keys, defaults.Keys)
 	}
 	fromFile.Keys, defaults.Keys = nil, nil
+	fromFile.loader, defaults.loader = nil, nil // where each came from
 	if !reflect.DeepEqual(fromFile, defaults) {
 		t.Fatalf("the example file's values differ from the defaults:\nfile:     %+v\ndefaults: %+v", *fromFile, *defaults)
 	}

@@ -26,7 +26,7 @@ const RedeemPath = wire.RedeemPath
 const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultMaxBatch     = 100
-	readyTimeout        = 2 * time.Second
+	DefaultReadyTimeout = 2 * time.Second
 )
 
 // Options configures a Handler. Kinds and Spender are required.
@@ -36,8 +36,15 @@ type Options struct {
 	Kinds []Kind
 	// Spender records spends.
 	Spender Spender
-	// Ready reports whether the spent-token store is reachable (GET /readyz).
+	// Ready reports whether the spent-token store accepts spends (GET
+	// /readyz). Its answer, good or bad, stands for a second: a flood of
+	// /readyz runs it at most once a second, and a failing answer is
+	// logged once per run, not once per request.
 	Ready func(context.Context) error
+	// ReadyTimeout bounds one run of Ready, whatever the client does
+	// (default DefaultReadyTimeout). Give it more than the store's own
+	// probe needs, or a slow probe is cut short and reported as a failure.
+	ReadyTimeout time.Duration
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// MaxBatch bounds the requests in one JSON-RPC batch (default 100).
@@ -78,9 +85,10 @@ type Handler struct {
 	draining atomic.Bool
 	bufs     sync.Pool
 
-	readyMu    sync.Mutex // one store check at a time; others reuse its answer
-	readyAt    time.Time
-	readyError error
+	readyMu      sync.Mutex // one store check at a time; others reuse its answer
+	readyAt      time.Time
+	readyError   error
+	readyTimeout time.Duration
 }
 
 // readyCacheFor is how long a store check answers /readyz: the probe is on
@@ -103,6 +111,7 @@ func NewHandler(o Options) (*Handler, error) {
 		observer: o.Observer,
 		rpc:      gorpc.NewServer(),
 	}
+	h.readyTimeout = o.ReadyTimeout
 	methods := make([]string, 0, len(o.Kinds)+1)
 	for _, k := range o.Kinds {
 		switch _, dup := h.kinds[k.Method]; {
@@ -120,6 +129,9 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	if h.maxBatch <= 0 {
 		h.maxBatch = DefaultMaxBatch
+	}
+	if h.readyTimeout <= 0 {
+		h.readyTimeout = DefaultReadyTimeout
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -221,7 +233,6 @@ func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.ready != nil {
 		if err := h.storeReady(r.Context()); err != nil {
-			loggerFrom(r.Context(), h.log).Warn("readiness check failed", "err", err)
 			status(http.StatusServiceUnavailable, "spent-token store unreachable")
 			return
 		}
@@ -229,16 +240,28 @@ func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
 	status(http.StatusOK, "ready")
 }
 
+// storeReady answers from the last store check while it is fresh, good or
+// bad; otherwise it runs one (the others wait for it) and logs a failing
+// one, and the first good one after failures, once.
 func (h *Handler) storeReady(ctx context.Context) error {
 	h.readyMu.Lock()
 	defer h.readyMu.Unlock()
-	if time.Since(h.readyAt) < readyCacheFor {
+	if !h.readyAt.IsZero() && time.Since(h.readyAt) < readyCacheFor {
 		return h.readyError
 	}
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	// A client that hangs up must not cut the check short: its answer
+	// stands for every caller.
+	checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.readyTimeout)
 	defer cancel()
-	h.readyError = h.ready(ctx)
+	was := h.readyError
+	h.readyError = h.ready(checkCtx)
 	h.readyAt = time.Now()
+	switch log := loggerFrom(ctx, h.log); {
+	case h.readyError != nil:
+		log.Warn("readiness check failed", "err", h.readyError)
+	case was != nil:
+		log.Info("readiness check passes again")
+	}
 	return h.readyError
 }
 

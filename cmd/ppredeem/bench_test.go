@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,7 +64,7 @@ func TestKeysListEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, testKey(t).ID()) || !strings.Contains(out, " 2\n") || !strings.Contains(out, "0 (no storage yet)") {
+	if !strings.Contains(out, testKey(t).ID()) || !regexp.MustCompile(testKey(t).ID()+`\s+\S+\s+2\s+live`).MatchString(out) || !strings.Contains(out, "0 (no storage yet)") {
 		t.Fatalf("keys list on the embedded store:\n%s", out)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,9 +27,10 @@ func newKeysCommand() *cobra.Command {
 
 A key's ID is the first 8 bytes of SHA-256 over its public commitment H = k·G
 (SEC1 uncompressed), in hex. Spent tokens are stored per key ID, so retiring a
-key that is no longer configured drops all of its records in one step: a
-token can only verify under a configured key, so a retired key's records
-protect nothing.`,
+key that no running server holds drops all of its records in one step: a
+token can only verify under a configured key, so a key no server serves has
+records that protect nothing. The store keeps a tombstone of every retired
+key: it can never serve again.`,
 	}
 	cmd.AddCommand(newKeysGenerateCommand(), newKeysListCommand(), newKeysRetireCommand())
 	return cmd
@@ -75,25 +78,43 @@ func newKeysGenerateCommand() *cobra.Command {
 func newKeysListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list --keys a.pem[,b.pem] [--database-url DSN | --data-dir DIR]",
-		Short: "Show each configured key's ID, commitment and (with a store) how many tokens it has spent",
-		Args:  cobra.NoArgs,
+		Short: "Show each configured key's ID, commitment and, from the store, its spent tokens and state",
+		Long: `Show each configured key's ID, commitment and, from the store, how many
+tokens it has spent and its state: new (not yet in the store), live (with the
+servers holding it), retired, or records missing.
+
+The store is opened as it is, never created; the embedded store's file is
+locked by a running server, so list it with the server stopped. The exit
+status is 1 when the store cannot be read, or when a configured key is
+retired or its records are missing (serve would refuse it).`,
+		Args: cobra.NoArgs,
 	}
 	loader := config.Bind(cmd.Flags(), "keys", "database_url", "data_dir")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
 		cfg, keys, err := loadConfiguredKeys(loader, "keys: at least one key file is required (--keys, PPREDEEM_KEYS)")
 		if err != nil {
 			return err
 		}
-		store, storeErr := openExistingStore(cmd.Context(), cfg)
-		if store != nil {
-			defer store.Close()
+		var store spend.Store
+		var known map[string]spend.KeyInfo
+		noStoreYet := embeddedStoreAbsent(cfg)
+		storeErr := error(nil)
+		if !noStoreYet {
+			if store, storeErr = openExistingStore(ctx, cfg, "keys list"); storeErr == nil {
+				defer store.Close()
+				known, storeErr = keysByID(ctx, store)
+			}
 		}
+		var problems []string
 		w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tCOMMITMENT (H, base64 SEC1)\tSPENT")
+		fmt.Fprintln(w, "ID\tCOMMITMENT (H, base64 SEC1)\tSPENT\tSTATE")
 		for _, k := range keys.Keys() {
-			spent := "-"
-			if store != nil {
-				switch n, err := store.Count(cmd.Context(), k.ID()); {
+			spent, state := "-", "-"
+			if store != nil && storeErr == nil {
+				info, ok := known[k.ID()]
+				state = keyState(info, ok)
+				switch n, err := store.Count(ctx, k.ID()); {
 				case err == nil:
 					spent = fmt.Sprint(n)
 				case errors.Is(err, spend.ErrUnknownKey):
@@ -101,16 +122,57 @@ func newKeysListCommand() *cobra.Command {
 				default:
 					spent = "error: " + err.Error()
 				}
+				if ok && (!info.RetiredAt.IsZero() || !info.HasStorage) {
+					problems = append(problems, fmt.Sprintf("key %s: %s", k.ID(), state))
+				}
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\n", k.ID(), base64.StdEncoding.EncodeToString(k.Commitment()), spent)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.ID(), base64.StdEncoding.EncodeToString(k.Commitment()), spent, state)
 		}
 		fmt.Fprintf(w, "\nG (base point): %s\n", base64.StdEncoding.EncodeToString(verify.BasePoint()))
-		if storeErr != nil {
-			fmt.Fprintf(w, "spent counts unavailable: %v\n", storeErr)
+		if noStoreYet {
+			fmt.Fprintf(w, "no embedded store in %s yet: nothing spent (ppredeem serve creates it at its first start)\n", cfg.DataDir)
 		}
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if storeErr != nil {
+			return fmt.Errorf("spent counts unavailable: %w", storeErr)
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("serve would refuse these configured keys:\n  %s", strings.Join(problems, "\n  "))
+		}
+		return nil
 	}
 	return cmd
+}
+
+// keysByID lists what the store knows of every key.
+func keysByID(ctx context.Context, store spend.Store) (map[string]spend.KeyInfo, error) {
+	infos, err := store.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]spend.KeyInfo, len(infos))
+	for _, k := range infos {
+		out[k.ID] = k
+	}
+	return out, nil
+}
+
+// keyState describes a key as the store knows it (known: the store has
+// seen it).
+func keyState(k spend.KeyInfo, known bool) string {
+	switch {
+	case !known:
+		return "new: its storage is made when a server starts with it"
+	case !k.RetiredAt.IsZero():
+		return "RETIRED at " + k.RetiredAt.Format(time.RFC3339) + ": it must never serve again; remove it from the configuration"
+	case !k.HasStorage:
+		return "RECORDS MISSING: its storage is gone; restore it from a backup (ppredeem check says how)"
+	case len(k.Holds) == 0:
+		return "live, held by no running server"
+	}
+	return fmt.Sprintf("live, held by %d running server(s)", len(k.Holds))
 }
 
 // loadConfiguredKeys decodes the settings and loads the configured key
@@ -130,33 +192,55 @@ func loadConfiguredKeys(loader *config.Loader, noKeys string) (*config.Config, *
 	return cfg, keys, nil
 }
 
-// openExistingStore opens the configured store for reading counts, without
-// creating one: a missing embedded store means nothing was spent yet.
-func openExistingStore(ctx context.Context, cfg *config.Config) (spend.Store, error) {
-	if cfg.DatabaseURL == "" {
-		if _, err := os.Stat(filepath.Join(cfg.DataDir, boltFile)); err != nil {
-			return nil, fmt.Errorf("no embedded store at %s", filepath.Join(cfg.DataDir, boltFile))
-		}
+// openExistingStore opens the configured store as it is, never creating
+// one (an embedded store opens with BoltConfig.MustExist). what names the
+// command, for the message when a running server holds the embedded
+// store's file.
+func openExistingStore(ctx context.Context, cfg *config.Config, what string) (spend.Store, error) {
+	if cfg.DatabaseURL != "" {
+		return openStore(ctx, cfg, nil)
 	}
-	return openStore(ctx, cfg, nil)
+	path := boltPath(cfg)
+	b, err := spend.OpenBolt(spend.BoltConfig{Path: path, MustExist: true, SpendTimeout: cfg.SpendTimeout})
+	if errors.Is(err, spend.ErrStoreInUse) {
+		return nil, fmt.Errorf("%s cannot open the embedded store while a server runs on it: %w", what, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("embedded store: %w", err)
+	}
+	return b, nil
+}
+
+// embeddedStoreAbsent reports whether cfg selects the embedded store and
+// its data directory is missing or empty: no store was ever created there.
+func embeddedStoreAbsent(cfg *config.Config) bool {
+	if cfg.DatabaseURL != "" {
+		return false
+	}
+	entries, err := os.ReadDir(cfg.DataDir)
+	return errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0)
 }
 
 func newKeysRetireCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "retire KEY-ID --keys <serving keys> [--database-url DSN | --data-dir DIR]",
-		Short: "Delete every spent record of a key that is no longer configured, in one step",
-		Long: `Delete every spent record of a key that is no longer configured, in one step
-(Postgres: detach and drop the key's partition; embedded store: delete its bucket).
+		Use:   "retire KEY-ID [--keys <serving keys>] [--database-url DSN | --data-dir DIR]",
+		Short: "Delete every spent record of a key no running server holds, and tombstone it",
+		Long: `Delete every spent record of a key no running server holds, in one step
+(Postgres: detach and drop the key's partition; embedded store: delete its
+bucket), and keep a tombstone: the key can never serve again, and a server
+configured with it refuses to start or reload.
 
-Pass the serving configuration (--keys or PPREDEEM_KEYS, or --config): retire
-refuses a key that configuration still holds, because its tokens still verify
-and their records are what stops a second redemption. Remove the key from the
-configuration, reload or restart every server, then retire it. The embedded
-store is a file only one process can open: stop the server first.`,
+Every running server holds the keys it serves in the store, renewed every 10s
+and lapsing 30s after a server dies; retire refuses a held key and names the
+servers. Remove the key from their configuration and reload them (SIGHUP), or
+stop them, then retire it. With --keys (the serving configuration), retire
+also refuses a key that list still holds. The embedded store's file is locked
+by its running server: stop the server first.`,
 		Args: cobra.ExactArgs(1),
 	}
 	loader := config.Bind(cmd.Flags(), "keys", "database_url", "data_dir")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
 		keyID := args[0]
 		if !spend.ValidKeyID(keyID) {
 			return fmt.Errorf("%q is not a key ID: want 16 lowercase hex characters (see ppredeem keys list)", keyID)
@@ -165,35 +249,30 @@ store is a file only one process can open: stop the server first.`,
 		if err != nil {
 			return err
 		}
-		if len(cfg.Keys) == 0 {
-			return errors.New("pass the serving configuration's keys (--keys or PPREDEEM_KEYS) so retire can check the key is no longer configured")
-		}
-		ring, err := loadKeyring(cfg)
-		if err != nil {
-			return err
-		}
-		for _, id := range ring.keyIDs() {
-			if id == keyID {
+		if len(cfg.Keys) > 0 {
+			ring, err := loadKeyring(cfg)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(ring.keyIDs(), keyID) {
 				return fmt.Errorf("refusing to retire %s: the configuration still holds this key, so its tokens still verify; remove it from --keys and reload every server first", keyID)
 			}
 		}
-		store, err := openExistingStore(cmd.Context(), cfg)
+		store, err := openExistingStore(ctx, cfg, "keys retire")
 		if err != nil {
 			return err
 		}
 		defer store.Close()
-		n, countErr := store.Count(cmd.Context(), keyID)
-		if err := store.Retire(cmd.Context(), keyID); err != nil {
-			if errors.Is(err, spend.ErrUnknownKey) {
-				return fmt.Errorf("key %s has no spent-token storage (never used, or already retired)", keyID)
-			}
+		n, countErr := store.Count(ctx, keyID)
+		if err := store.Retire(ctx, keyID); err != nil {
 			return fmt.Errorf("retire %s: %w", keyID, err)
 		}
+		id, _ := store.Identity(ctx)
+		dropped := ""
 		if countErr == nil {
-			fmt.Fprintf(cmd.OutOrStdout(), "retired %s: dropped %d spent records\n", keyID, n)
-		} else {
-			fmt.Fprintf(cmd.OutOrStdout(), "retired %s\n", keyID)
+			dropped = fmt.Sprintf(": dropped %d spent records", n)
 		}
+		fmt.Fprintf(cmd.OutOrStdout(), "retired %s%s; store %s keeps its tombstone: the key can never serve again\n", keyID, dropped, id.ID)
 		return nil
 	}
 	return cmd

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"github.com/ppredeem/ppredeem/config"
 	"github.com/ppredeem/ppredeem/rpc/rpctest"
 	"github.com/ppredeem/ppredeem/spend"
+	"github.com/ppredeem/ppredeem/spend/pgtest"
 	"github.com/ppredeem/ppredeem/verify"
 	"github.com/ppredeem/ppredeem/verify/verifytest"
 )
@@ -66,8 +69,8 @@ func TestKeysGenerate(t *testing.T) {
 
 // TestKeyLifecycle walks the operator's path on Postgres: serve with two
 // keys, list counts, refuse to retire a configured key, drop one key from
-// the configuration, retire it (its partition goes), and re-adding it
-// starts from nothing.
+// the configuration, retire it (its partition goes), and a server
+// configured with it again refuses to start.
 func TestKeyLifecycle(t *testing.T) {
 	dsn := postgresStore(t)[1]
 	dir := t.TempDir()
@@ -85,7 +88,7 @@ func TestKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(a.ID()+`\s+\S+\s+3\n`).MatchString(out) || !regexp.MustCompile(b.ID()+`\s+\S+\s+1\n`).MatchString(out) {
+	if !regexp.MustCompile(a.ID()+`\s+\S+\s+3\s+live`).MatchString(out) || !regexp.MustCompile(b.ID()+`\s+\S+\s+1\s+live`).MatchString(out) {
 		t.Fatalf("keys list counts wrong:\n%s", out)
 	}
 
@@ -97,8 +100,15 @@ func TestKeyLifecycle(t *testing.T) {
 	if err != nil || !strings.Contains(out, "dropped 3 spent records") {
 		t.Fatalf("retire: %v\n%s", err, out)
 	}
-	if _, err := run(t, "keys", "retire", a.ID(), "--keys", fileB, "--database-url", dsn); err == nil {
-		t.Fatal("retiring twice must say the key has no storage")
+	if _, err := run(t, "keys", "retire", a.ID(), "--keys", fileB, "--database-url", dsn); !errors.Is(err, spend.ErrKeyRetired) {
+		t.Fatalf("retiring twice: %v, want the key's tombstone", err)
+	}
+	err = runServer(context.Background(), newConfig(t, "--database-url", dsn, "--keys", fileA), discardLogger(), lifecycle{})
+	if !errors.Is(err, spend.ErrKeyRetired) || !strings.Contains(err.Error(), "must never serve again") {
+		t.Fatalf("serve with the retired key: %v", err)
+	}
+	if out, err := run(t, "keys", "list", "--keys", fileA, "--database-url", dsn); err == nil || !strings.Contains(out, "RETIRED") {
+		t.Fatalf("keys list of a retired key: %v\n%s", err, out)
 	}
 
 	store, err := spend.OpenPostgres(context.Background(), spend.PostgresConfig{DSN: dsn})
@@ -113,22 +123,23 @@ func TestKeyLifecycle(t *testing.T) {
 }
 
 // TestMissingPartitionIsInternal: a redemption under a configured key whose
-// partition vanished (dropped behind the server's back) is an internal
-// error, never a silent success.
+// partition vanished behind the running server's back (dropped with SQL)
+// is an internal error, never a silent success, and /readyz fails with it.
 func TestMissingPartitionIsInternal(t *testing.T) {
 	dsn := postgresStore(t)[1]
 	srv := startServer(t, newConfig(t, "--database-url", dsn, "--keys", testKeyFile))
-	store, err := spend.OpenPostgres(context.Background(), spend.PostgresConfig{DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
+	key := verifytest.Key()
+	if _, r := post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, key, verify.Increment))); r.Code() != "success" {
+		t.Fatalf("before the drop: %+v", r.Error)
 	}
-	defer store.Close()
-	if err := store.Retire(context.Background(), verifytest.Key().ID()); err != nil {
-		t.Fatal(err)
-	}
-	status, r := post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, verifytest.Key(), verify.Increment)))
+	partition := "spent_tokens_" + key.ID()
+	pgtest.Connect(t, dsn).Exec(t, "ALTER TABLE spent_tokens DETACH PARTITION "+partition, "DROP TABLE "+partition)
+	status, r := post(t, srv.url, rpctest.Redeem(2, verifytest.Mint(t, key, verify.Increment)))
 	if status != 500 || r.Code() != "-32603" {
 		t.Fatalf("spend without a partition: HTTP %d %+v", status, r)
+	}
+	if status := getStatus(t, srv.base+"/readyz"); status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while spends fail: HTTP %d, want 503", status)
 	}
 }
 

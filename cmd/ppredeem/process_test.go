@@ -33,9 +33,16 @@ var (
 	buildErr  error
 )
 
-// binary builds ppredeem once per test run.
+// binaryEnv names a prebuilt ppredeem binary the process tests run instead
+// of building this tree's: to show that a test fails on an older build.
+const binaryEnv = "PPREDEEM_TEST_BINARY"
+
+// binary builds ppredeem once per test run (or takes $PPREDEEM_TEST_BINARY).
 func binary(t testing.TB) string {
 	t.Helper()
+	if path := os.Getenv(binaryEnv); path != "" {
+		return path
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ppredeem-bin-")
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,6 +20,8 @@ type tcpProxy struct {
 	mu    sync.Mutex
 	down  bool
 	conns map[net.Conn]struct{}
+
+	refused atomic.Int64 // connections refused while down: the server's attempts
 }
 
 func newTCPProxy(t *testing.T, dsn string) *tcpProxy {
@@ -55,6 +58,7 @@ func (p *tcpProxy) accept() {
 		}
 		p.mu.Unlock()
 		if down {
+			p.refused.Add(1)
 			c.Close()
 			continue
 		}

@@ -36,7 +36,9 @@ func newServeCommand() *cobra.Command {
 
 Spent tokens go to Postgres when --database-url is set (run "ppredeem migrate up"
 first), otherwise to the embedded store in --data-dir. The partition or bucket
-of every configured key is created at start. SIGHUP reloads the key files;
+of every configured key is created at start, and the server holds its keys
+in the store (a key a running server holds cannot be retired). SIGHUP reloads
+the configuration: the config file and every key file it names;
 SIGTERM or SIGINT drains: /readyz fails, in-flight redemptions finish, then
 the process exits; a second SIGTERM or SIGINT during the drain exits at once.`,
 		Args: cobra.NoArgs,
@@ -98,9 +100,17 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	if pg, ok := store.(*spend.Postgres); ok {
 		m.MustRegister(admin.NewPoolCollector(pg.Stats))
 	}
-	if err := store.PrepareKeys(ctx, ring.keyIDs()); err != nil {
-		return fmt.Errorf("preparing spent-token storage for the configured keys: %w", err)
+	if err := logStore(ctx, log, cfg, store); err != nil {
+		return err
 	}
+	// The hold prepares every key's storage and records in the store that
+	// this server serves them, so that no key is retired under it.
+	hold, err := spend.StartHolding(ctx, store, ring.keyIDs(), spend.HoldConfig{OnRenew: holdRenewals(log)})
+	if err != nil {
+		return fmt.Errorf("the spent-token store cannot take the configured keys: %w", err)
+	}
+	defer stopHolding(hold, log) // before the store closes
+	log.Info("holding the configured keys in the spent-token store", "holder", hold.Holder(), "keys", hold.Keys())
 	var current atomic.Pointer[keyring]
 	current.Store(&ring)
 	var kinds []rpc.Kind
@@ -110,7 +120,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	handler, err := rpc.NewHandler(rpc.Options{
 		Kinds:        kinds,
 		Spender:      store,
-		Ready:        store.Ping,
+		Ready:        store.Ready,
+		ReadyTimeout: readyTimeout(cfg),
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxBatch:     cfg.MaxBatchRequests,
 		Logger:       log,
@@ -128,6 +139,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	reloads := &reloader{running: cfg, keys: ring.keyIDs(), current: &current, hold: hold, gauges: admin.NewReloadGauges(m), log: log}
+	reloads.gauges.Observe(nil, time.Now()) // the configuration loaded at start
 	adminSrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
 	ls, err := listen(srv, cfg.Listen, adminSrv, cfg.AdminListen)
 	if err != nil {
@@ -139,28 +152,14 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,
 		startDraining:   handler.StartDraining,
-		reload:          func() error { return reloadKeys(ctx, cfg, store, &current, log) },
+		reload:          func() error { return reloads.reload(ctx) },
 	})
 }
 
-// reloadKeys swaps in the key files' current contents. A bad file keeps the
-// old key set in force: a typo must not take the server down.
-func reloadKeys(ctx context.Context, cfg *config.Config, store spend.Store, current *atomic.Pointer[keyring], log *slog.Logger) error {
-	ring, err := loadKeyring(cfg)
-	if err != nil {
-		log.Error("key reload failed; keeping the previous keys", "err", err)
-		return err
-	}
-	prepCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := store.PrepareKeys(prepCtx, ring.keyIDs()); err != nil {
-		log.Error("key reload failed: cannot prepare spent-token storage; keeping the previous keys", "err", err)
-		return err
-	}
-	current.Store(&ring)
-	log.Info("keys reloaded", "keys", ring.keyIDs())
-	return nil
-}
+// readyTimeout bounds one /readyz store check: the store's write probe
+// takes up to spend_timeout once it has a connection, and PostgreSQL
+// gets up to 2s more to connect (spend.PostgresConfig.AcquireTimeout).
+func readyTimeout(cfg *config.Config) time.Duration { return cfg.SpendTimeout + 3*time.Second }
 
 // openStore opens the configured store; onBatch (may be nil) is told the
 // size of every spend batch.
