@@ -114,17 +114,19 @@ func (h *Handler) setIssue(o *IssueOptions) error {
 }
 
 // issueRoutes mounts the issuance endpoints when issuance is configured.
-// GET patterns take HEAD too; /api/commitments refuses every other HTTP
-// method with "use GET" (the POST pattern is needed beside the catch-all
-// one: it is more specific than serveRPC's "POST /").
+// GET patterns take HEAD too. /api/commitments refuses the other methods
+// of RFC 9110 §9 and PATCH with "use GET", one pattern each: a pattern
+// for all methods at that path would conflict with "POST /" in ServeMux's
+// rules. Other methods get the catch-all answer ("use POST").
 func (h *Handler) issueRoutes(mux *http.ServeMux) {
 	if h.issue == nil {
 		return
 	}
 	mux.HandleFunc("POST "+IssuePath, h.serveIssue)
 	mux.HandleFunc("GET "+CommitmentsPath, h.serveCommitments)
-	mux.HandleFunc("POST "+CommitmentsPath, serveNotGET)
-	mux.HandleFunc(CommitmentsPath, serveNotGET)
+	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"} {
+		mux.HandleFunc(m+" "+CommitmentsPath, serveNotGET)
+	}
 }
 
 func serveNotGET(w http.ResponseWriter, r *http.Request) {
