@@ -146,6 +146,16 @@
 // base backups), all tables of the schema together: a partition restored without its
 // registry row, or the reverse, is reported by Check.
 //
+// # Usage counters
+//
+// AddUsage and Usage (usage.go) keep durable counters per (subject, item), for billing: the
+// Privacy Passes issued to an API key per claim type, the tokens issued under a key. A
+// count only grows; AddUsage returns once the addition is durable (PostgreSQL: table
+// usage_counts, migrations/00004, one INSERT ... ON CONFLICT DO UPDATE; bbolt: bucket
+// ppredeem/usage, one write transaction), and concurrent additions to one counter all count.
+// An error leaves the addition unknown: a caller that bills must not hand out what it was
+// counting.
+//
 // # Limits
 //
 //   - Tokens longer than MaxTokenLen bytes are refused (not recorded).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ppredeem/ppredeem/migrations"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/spend/pgtest"
 )
@@ -127,8 +129,13 @@ func TestMigrations(t *testing.T) {
 	if err := p.Check(ctx); !errors.Is(err, spend.ErrSchemaBehind) {
 		t.Fatalf("Check before migrating = %v, want ErrSchemaBehind", err)
 	}
+	names, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := len(names) // migrations_test checks they are numbered 1..n without gaps
 	status := migrateStatus(t, dsn)
-	for _, want := range []string{"pending", "00001_spent_tokens.sql", "00003_key_registry.sql", "current version: 0 (latest: 3)"} {
+	for _, want := range []string{"pending", "00001_spent_tokens.sql", "00003_key_registry.sql", fmt.Sprintf("current version: 0 (latest: %d)", latest)} {
 		if !strings.Contains(status, want) {
 			t.Fatalf("status before migrating lacks %q:\n%s", want, status)
 		}
@@ -144,7 +151,7 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("CheckSchema after MigrateUp: %v", err)
 	}
 	status = migrateStatus(t, dsn)
-	for _, want := range []string{"applied", "00002_store_identity.sql", "current version: 3 (latest: 3)"} {
+	for _, want := range []string{"applied", "00002_store_identity.sql", fmt.Sprintf("current version: %[1]d (latest: %[1]d)", latest)} {
 		if !strings.Contains(status, want) {
 			t.Fatalf("status after MigrateUp lacks %q:\n%s", want, status)
 		}
@@ -153,9 +160,18 @@ func TestMigrations(t *testing.T) {
 	wantSpend(t, p, keyA, randToken(t), nil)
 
 	// Down refuses once a key is registered: forgetting the registry (and the spends) would
-	// make tokens redeemable again.
+	// make tokens redeemable again. The migrations above the registry (00003) hold nothing
+	// yet and roll back first.
+	for range latest - 3 {
+		if err := spend.MigrateDown(ctx, dsn); err != nil {
+			t.Fatalf("MigrateDown above the key registry: %v", err)
+		}
+	}
 	if err := spend.MigrateDown(ctx, dsn); err == nil || !strings.Contains(err.Error(), "redeemable again") {
 		t.Fatalf("MigrateDown with a key registered = %v, want a refusal", err)
+	}
+	if err := spend.MigrateUp(ctx, dsn); err != nil {
+		t.Fatal(err)
 	}
 	if err := p.CheckSchema(ctx); err != nil {
 		t.Fatalf("CheckSchema after a refused MigrateDown: %v", err)
@@ -168,7 +184,7 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
+	for range latest {
 		if err := spend.MigrateDown(ctx, dsn); err != nil {
 			t.Fatalf("MigrateDown: %v", err)
 		}
