@@ -3,8 +3,10 @@ package rpc_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -260,7 +262,9 @@ func TestIssueAttestation(t *testing.T) {
 	for _, open := range []bool{false, true} {
 		t.Run(fmt.Sprintf("open=%v", open), func(t *testing.T) {
 			s := newIssueServer(t, attest.Config{Keys: []attest.Key{alice, bob}, Open: open, Rate: 1, Burst: 100})
-			body := func() string { return rpctest.IssueJSON(rpctest.IssueText(rpctest.Blinded(rpctest.NewBlindTokens(t, 2)))) }
+			body := func() string {
+				return rpctest.IssueJSON(rpctest.IssueText(rpctest.Blinded(rpctest.NewBlindTokens(t, 2))))
+			}
 			for _, c := range []struct {
 				name, header string
 				status       int
@@ -528,4 +532,75 @@ func uncompress(t testing.TB, p []byte) []byte {
 		t.Fatal(err)
 	}
 	return P.Bytes()
+}
+
+// FuzzIssue drives POST /api/issue with any Content-Type, Authorization
+// and body: no input may panic, hang, fail internally or be answered
+// outside the error table, and every success is a verifying issue response
+// in the request's encoding.
+func FuzzIssue(f *testing.F) {
+	g, err := attest.New(attest.Config{Keys: []attest.Key{alice}, Open: true, Rate: 1e6, Burst: 1e6})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := rpctest.NewServer(f, rpctest.Options{Issue: &rpc.IssueOptions{Gate: g, MaxTokens: 5}})
+	points := rpctest.Blinded(rpctest.NewBlindTokens(f, 3))
+	text := rpctest.IssueText(points)
+	for _, seed := range [][3]string{
+		{jsonType, "Bearer alice-secret-key", rpctest.IssueJSON(text)},
+		{formType, "", rpctest.IssueForm(text)},
+		{formType, "", "blinded-tokens=" + text},
+		{jsonType, "", rpctest.IssueJSON(rpctest.IssueText(append(points, points[0])))},
+		{jsonType, "Bearer x", `{"bl_sig_req":1}`},
+		{"text/plain", "", "{}"},
+		{formType + "; charset=utf-8", "Basic x", "a=b&&c"},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, contentType, auth, body string) {
+		req := httptest.NewRequest("POST", rpc.IssuePath, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() { s.Handler.ServeHTTP(rec, req); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("handler hung on %q", body)
+		}
+		if rec.Code != http.StatusOK {
+			if rec.Code == http.StatusInternalServerError {
+				t.Fatalf("internal error on %q %q %q: %s", contentType, auth, body, rec.Body)
+			}
+			checkOne(t, rec.Code, rec.Body.Bytes(), body)
+			return
+		}
+		answer := rec.Body.String()
+		var sigs string
+		if rec.Header().Get("Content-Type") == formType {
+			var ok bool
+			if sigs, ok = strings.CutPrefix(answer, "signatures="); !ok {
+				t.Fatalf("form answer %q", answer)
+			}
+		} else {
+			a, err := rpctest.Decode([]byte(`{"jsonrpc":"2.0","result":` + answer + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]string
+			if err := json.Unmarshal(a.Result, &m); err != nil || len(m) != 1 {
+				t.Fatalf("JSON answer %q", answer)
+			}
+			sigs = m["signatures"]
+		}
+		// The blinded points are somewhere in the fuzzed body; without them
+		// the answer must still decode up to the count of signed points.
+		got, err := verify.VerifyIssueResponse(verify.BasePoint(), s.Key.Commitment(), nil, sigs)
+		if err == nil || !strings.Contains(err.Error(), "number of signed points") {
+			t.Fatalf("the answer does not decode to signed points: %v (got %+v)", err, got)
+		}
+	})
 }

@@ -49,6 +49,7 @@ type Server struct {
 	// IssueURL and CommitmentsURL are URL + /api/issue and
 	// /api/commitments.
 	IssueURL, CommitmentsURL string
+
 	requests atomic.Int64
 	dir      string // the embedded store's temporary directory, if any
 }
