@@ -67,6 +67,24 @@ func NewBlindTokens(t testing.TB, n int) []BlindToken {
 	return out
 }
 
+// BlindWith blinds token with the scalar r (32 bytes big-endian, 0 < r <
+// n): a reproducible BlindToken, for examples and vectors.
+func BlindWith(token, r []byte) (BlindToken, error) {
+	T, ok := hashAndIncrement(token)
+	if !ok {
+		return BlindToken{}, errors.New("rpctest: the token maps to no point")
+	}
+	rr := new(big.Int).SetBytes(r)
+	if len(r) != 32 || rr.Sign() == 0 || rr.Cmp(p256N) >= 0 {
+		return BlindToken{}, errors.New("rpctest: r must be 32 bytes in [1, n-1]")
+	}
+	M, err := nistec.NewP256Point().ScalarMult(T, r)
+	if err != nil {
+		return BlindToken{}, err
+	}
+	return BlindToken{Token: append([]byte(nil), token...), Blinded: M.BytesCompressed(), r: rr}, nil
+}
+
 // hashAndIncrement is verify/PROTOCOL.md §4.
 func hashAndIncrement(t []byte) (*nistec.P256Point, bool) {
 	var ctr [4]byte
@@ -107,7 +125,10 @@ func IssueText(points [][]byte) string {
 	for i, p := range points {
 		contents[i] = base64.StdEncoding.EncodeToString(p)
 	}
-	j, _ := json.Marshal(map[string]any{"type": "Issue", "contents": contents}) // strings always marshal
+	j, _ := json.Marshal(struct { // strings always marshal
+		Type     string   `json:"type"`
+		Contents []string `json:"contents"`
+	}{"Issue", contents})
 	return base64.StdEncoding.EncodeToString(j)
 }
 
