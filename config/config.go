@@ -81,6 +81,7 @@ type Config struct {
 	DrainDelay        time.Duration `mapstructure:"drain_delay"`
 
 	Gateway Gateway `mapstructure:",squash"` // the gateway_* settings (gateway.go)
+	Issue   Issue   `mapstructure:",squash"` // the issuance settings (issue.go)
 
 	// loader made this Config (nil for one built by hand): Reload loads
 	// again from the same sources (reload.go).
@@ -124,6 +125,13 @@ var settings = []Setting{
 	{"idle_timeout", 60 * time.Second, "how long an idle keep-alive connection is kept"},
 	{"shutdown_timeout", 20 * time.Second, "how long in-flight requests may take to finish on shutdown"},
 	{"drain_delay", time.Duration(0), "on shutdown, how long /readyz fails while requests are still served, before the listener closes"},
+	{"max_issue_tokens", 100, "most blinded tokens in one issue request (POST /api/issue)"},
+	{"issue_keys", []string{}, "attester keys that may get tokens: NAME=SHA256HEX, the lowercase hex SHA-256 of the key (comma-separated)"},
+	{"issue_open", false, "issue tokens to clients without an attester key, rate limited per client address (for trials)"},
+	{"issue_open_per_hour", 300, "open issuance: tokens one client address may get per hour"},
+	{"issue_open_burst", 100, "open issuance: tokens one client address may get at once (at least max_issue_tokens)"},
+	{"trusted_proxies", []string{}, "reverse proxies (CIDR prefixes or addresses, comma-separated) whose X-Forwarded-For names the client of open issuance"},
+	{"commitment_expiry", 7 * 24 * time.Hour, "how far after it is served the expiry of a commitment at GET /api/commitments lies"},
 	{"gateway_listen", "127.0.0.1:8081", "address of the relay gateway's listener (POST /relays..., /healthz, /readyz)"},
 	{"gateway_admin_listen", "", "address of the relay gateway's admin listener (/metrics); empty disables it"},
 	{"gateway_upstream", "http://127.0.0.1:8080", "base URL of the provider API the relay gateway calls"},
@@ -181,6 +189,8 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 		switch d := s.Default.(type) {
 		case string:
 			flags.String(name, d, usage)
+		case bool:
+			flags.Bool(name, d, usage)
 		case []string:
 			flags.StringSlice(name, d, usage)
 		case int:
@@ -240,6 +250,7 @@ func (l *Loader) Load() (*Config, error) {
 	}
 	c.Keys = splitList(c.Keys)
 	c.loader = l
+	c.Issue.Keys, c.Issue.TrustedProxies = splitList(c.Issue.Keys), splitList(c.Issue.TrustedProxies)
 	return &c, nil
 }
 
@@ -377,6 +388,7 @@ func (c *Config) ValidateServe() error {
 	if c.MaxBatchRequests > 10000 {
 		add("max_batch_requests: %d is more than 10000", c.MaxBatchRequests)
 	}
+	c.validateIssue(add)
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,8 @@
 // Package rpc serves the Privacy Pass redemption API: JSON-RPC 2.0 over
 // HTTP, POST /api/redeem, method "redeem" (verify/PROTOCOL.md §1-2), plus
-// the liveness and readiness probes of the same listener.
+// the liveness and readiness probes of the same listener and, when
+// configured, issuance: POST /api/issue and GET /api/commitments
+// (verify/PROTOCOL.md §7).
 //
 // It is the only package that imports gorilla/rpc. Gorilla dispatches to
 // the redemption and discovery methods and json2 decodes params; a small
@@ -46,6 +48,32 @@
 // implementing KeySet (its key files, its parsing, the mapping of its
 // verdicts to Refusals) and one Kind in the caller's list. Key IDs must be
 // unique across kinds: they name the spent-token storage.
+//
+// # Issuance
+//
+// POST /api/issue (issue.go) signs blinded tokens with the keys of one
+// Kind whose KeySet implements the optional Issuer interface
+// (issuekind.go; rpc/kind/voprf signs with its first key). The steps, each
+// refusing before the next, so that a refused request signs and counts
+// nothing: attestation from the headers alone (rpc/attest: an attester
+// key, or open issuance), the body by its Content-Type (JSON
+// {"bl_sig_req":...} or the form field blinded-tokens, at most
+// MaxBodyBytes), the kind's parsing (at most MaxTokens points), open
+// issuance's rate, signing, and the durable count of the tokens in the
+// UsageCounter under "attester:<name>" and the signing key's ID. Only a
+// counted issuance is answered: {"signatures":...} to a JSON request,
+// signatures=... to a form. Refusals are JSON-RPC error bodies (id null)
+// from the error table: -32030 to -32033 for what the request holds
+// (with verify's fixed reason and the position of the point at fault),
+// 401/-32034 without a valid attester key (with WWW-Authenticate),
+// 429/-32035 over open issuance's rate (with Retry-After), 415/-32600 for
+// another Content-Type; a failure to sign or count is -32603, and gives
+// open issuance its tokens back.
+//
+// GET /api/commitments answers the Issuer's commitments, signing key
+// first, as {"<version>":{"G","H","expiry","version"},...}, the object
+// the extension finds under its provider's name in its commitments file;
+// expiry is CommitmentExpiry after the request. It is not signed.
 //
 // # Contract
 //

@@ -22,11 +22,17 @@ var allowed = map[int][]int{
 	wire.CodeUnsupportedCurve:  {400},
 	wire.CodeIssueNotSupported: {400},
 	wire.CodeHTTPMethod:        {405},
-	wire.CodeInvalidRequest:    {400, 404, 413},
+	wire.CodeInvalidRequest:    {400, 404, 413, 415},
 	wire.CodeMethodNotFound:    {400},
 	wire.CodeInvalidParams:     {400},
 	wire.CodeInternal:          {500},
 	wire.CodeParse:             {400},
+	wire.CodeBadIssueRequest:   {400},
+	wire.CodeBadPoint:          {400},
+	wire.CodeDuplicatePoint:    {400},
+	wire.CodeTooManyTokens:     {400},
+	wire.CodeNotAttested:       {401},
+	wire.CodeRateLimited:       {429},
 }
 
 // FuzzHandler drives the whole HTTP handler, not only the params parser:

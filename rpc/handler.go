@@ -53,6 +53,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives every redemption's outcome (optional).
 	Observer Observer
+	// Issue, when set, mounts POST /api/issue and GET /api/commitments
+	// (issue.go).
+	Issue *IssueOptions
 }
 
 // Spender records spent tokens; *spend.Postgres and *spend.Bolt satisfy it.
@@ -80,6 +83,7 @@ type Handler struct {
 	maxBatch int
 	log      *slog.Logger
 	observer Observer
+	issue    *issuance // nil: no issuance endpoints
 	rpc      *gorpc.Server
 	mux      *http.ServeMux
 	draining atomic.Bool
@@ -124,6 +128,9 @@ func NewHandler(o Options) (*Handler, error) {
 		methods = append(methods, k.Method)
 	}
 	methods = append(methods, methodDiscover)
+	if err := h.setIssue(o.Issue); err != nil {
+		return nil, err
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -156,6 +163,7 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST "+RedeemPath, h.serveRPC)
 	mux.HandleFunc("GET /healthz", serveHealth) // GET patterns take HEAD too
 	mux.HandleFunc("GET /readyz", h.serveReady)
+	h.issueRoutes(mux) // POST /api/issue, GET /api/commitments
 	// The probes take GET and HEAD only; a POST there is a wrong HTTP
 	// method, not an unknown endpoint.
 	mux.HandleFunc("POST /healthz", serveNotPOST)

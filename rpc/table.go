@@ -36,6 +36,24 @@ const (
 	outcomeParse          Outcome = "parse_error"
 )
 
+// The outcomes of POST /api/issue (rpc/issue.go) that a token kind's
+// Issuer reports, with verify/PROTOCOL.md §7.1's rules. They label
+// ppredeem_issue_requests_total with the other outcomes of IssueOutcomes.
+const (
+	OutcomeBadIssueRequest Outcome = "bad_issue_request"
+	OutcomeBadPoint        Outcome = "bad_point"
+	OutcomeDuplicatePoint  Outcome = "duplicate_point"
+	OutcomeTooManyTokens   Outcome = "too_many_tokens"
+)
+
+// The outcomes of the issuance endpoints' own refusals.
+const (
+	outcomeNotAttested   Outcome = "not_attested"
+	outcomeRateLimited   Outcome = "rate_limited"
+	outcomeContentType   Outcome = "unsupported_media_type"
+	outcomeHTTPMethodGET Outcome = "http_method_get"
+)
+
 // row is one row of the error table: everything an outcome puts on the
 // wire, and its metric label.
 type row struct {
@@ -65,8 +83,25 @@ var table = [...]row{
 	{OutcomeInternal, true, wire.CodeInternal, http.StatusInternalServerError,
 		"Internal error", ""},
 
+	{OutcomeBadIssueRequest, false, wire.CodeBadIssueRequest, http.StatusBadRequest,
+		"Invalid issue request", "Invalid issue request: %s"},
+	{OutcomeBadPoint, false, wire.CodeBadPoint, http.StatusBadRequest,
+		"Invalid blinded point", "Invalid blinded point: %s"},
+	{OutcomeDuplicatePoint, false, wire.CodeDuplicatePoint, http.StatusBadRequest,
+		"Duplicate blinded point", "Duplicate blinded point: %s"},
+	{OutcomeTooManyTokens, false, wire.CodeTooManyTokens, http.StatusBadRequest,
+		"Too many tokens in one issue request", "Too many tokens in one issue request: %s"},
+	{outcomeNotAttested, false, wire.CodeNotAttested, http.StatusUnauthorized,
+		"Not attested: an attester key is required (Authorization: Bearer <key>)", "Not attested: %s"},
+	{outcomeRateLimited, false, wire.CodeRateLimited, http.StatusTooManyRequests,
+		"Rate limited: this client address has asked for too many tokens; retry later", "Rate limited: %s"},
+	{outcomeContentType, false, wire.CodeInvalidRequest, http.StatusUnsupportedMediaType,
+		"Invalid request: the Content-Type must be application/json or application/x-www-form-urlencoded", ""},
+	{outcomeHTTPMethodGET, false, wire.CodeHTTPMethod, http.StatusMethodNotAllowed,
+		"HTTP method not allowed: use GET", "HTTP method %s is not allowed: use GET"},
+
 	{outcomeIssue, false, wire.CodeIssueNotSupported, http.StatusBadRequest,
-		"Issuance is not supported: this server only redeems", ""},
+		"Issuance is not a JSON-RPC method: POST the issue request to " + wire.IssuePath, ""},
 	{outcomeHTTPMethod, false, wire.CodeHTTPMethod, http.StatusMethodNotAllowed,
 		"HTTP method not allowed: use POST", "HTTP method %s is not allowed: use POST"},
 	{outcomeInvalidRequest, false, wire.CodeInvalidRequest, http.StatusBadRequest,

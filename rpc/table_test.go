@@ -23,7 +23,19 @@ func TestErrorTable(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", spend.ErrAlreadySpent), -32021, 403, "Redemption for token that has already been spent"},
 		{&Refusal{Outcome: OutcomeUnsupportedCurve}, -32022, 400,
 			"Unsupported curve settings: only p256 with sha256 and method increment or swu"},
-		{errIssue, -32040, 400, "Issuance is not supported: this server only redeems"},
+		{errIssue, -32040, 400, "Issuance is not a JSON-RPC method: POST the issue request to /api/issue"},
+		{&Refusal{Outcome: OutcomeBadIssueRequest, Detail: "not canonical standard base64"}, -32030, 400,
+			"Invalid issue request: not canonical standard base64"},
+		{&Refusal{Outcome: OutcomeBadPoint, Detail: "not a point on P-256 (contents[3])"}, -32031, 400,
+			"Invalid blinded point: not a point on P-256 (contents[3])"},
+		{&Refusal{Outcome: OutcomeDuplicatePoint}, -32032, 400, "Duplicate blinded point"},
+		{&Refusal{Outcome: OutcomeTooManyTokens, Detail: "at most 100 points"}, -32033, 400,
+			"Too many tokens in one issue request: at most 100 points"},
+		{refuse(outcomeNotAttested, ""), -32034, 401, "Not attested: an attester key is required (Authorization: Bearer <key>)"},
+		{refuse(outcomeRateLimited, ""), -32035, 429, "Rate limited: this client address has asked for too many tokens; retry later"},
+		{refuse(outcomeContentType, "ignored"), -32600, 415,
+			"Invalid request: the Content-Type must be application/json or application/x-www-form-urlencoded"},
+		{refuse(outcomeHTTPMethodGET, "POST"), -32041, 405, "HTTP method POST is not allowed: use GET"},
 		{refuse(outcomeHTTPMethod, "GET"), -32041, 405, "HTTP method GET is not allowed: use POST"},
 		{refuse(outcomeInvalidRequest, "x"), -32600, 400, "Invalid request: x"},
 		{refuse(outcomeNoSuchEndpoint, ""), -32600, 404, "Invalid request: no such endpoint: POST to /api/redeem"},
@@ -63,7 +75,8 @@ func TestTableRows(t *testing.T) {
 		}
 	}
 	for _, code := range []int{wire.CodeBadTag, wire.CodeAlreadySpent, wire.CodeUnsupportedCurve, wire.CodeIssueNotSupported,
-		wire.CodeHTTPMethod, wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeInvalidParams, wire.CodeInternal, wire.CodeParse} {
+		wire.CodeHTTPMethod, wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeInvalidParams, wire.CodeInternal, wire.CodeParse,
+		wire.CodeBadIssueRequest, wire.CodeBadPoint, wire.CodeDuplicatePoint, wire.CodeTooManyTokens, wire.CodeNotAttested, wire.CodeRateLimited} {
 		if !codes[code] {
 			t.Errorf("code %d has no row", code)
 		}

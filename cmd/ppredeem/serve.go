@@ -26,13 +26,16 @@ var serveSettings = []string{
 	"db_max_conns", "spend_timeout", "spend_batch", "max_body_bytes", "max_batch_requests",
 	"max_token_bytes", "max_bindings", "max_bindings_bytes", "max_header_bytes",
 	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "drain_delay",
+	"max_issue_tokens", "issue_keys", "issue_open", "issue_open_per_hour", "issue_open_burst", "trusted_proxies", "commitment_expiry",
 }
 
 func newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve redemptions on POST /api/redeem",
-		Long: `Serve redemptions on POST /api/redeem.
+		Long: `Serve redemptions on POST /api/redeem, and issuance on POST /api/issue
+(the first key signs; attester keys or open issuance decide who may get tokens)
+with the keys' commitments on GET /api/commitments.
 
 Spent tokens go to Postgres when --database-url is set (run "ppredeem migrate up"
 first), otherwise to the embedded store in --data-dir. The partition or bucket
@@ -117,6 +120,10 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	for i, k := range tokenKinds() {
 		kinds = append(kinds, rpc.Kind{Method: k.method, Keys: func() rpc.KeySet { return (*current.Load())[i] }})
 	}
+	issue, err := issueOptions(cfg, store, m)
+	if err != nil {
+		return err
+	}
 	handler, err := rpc.NewHandler(rpc.Options{
 		Kinds:        kinds,
 		Spender:      store,
@@ -126,6 +133,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		MaxBatch:     cfg.MaxBatchRequests,
 		Logger:       log,
 		Observer:     m,
+		Issue:        issue,
 	})
 	if err != nil {
 		return err

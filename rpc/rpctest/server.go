@@ -29,6 +29,10 @@ type Options struct {
 	// temporary directory). The Server prepares the keys' storage and
 	// closes the store when it closes.
 	Store spend.Store
+	// Issue, if set, serves POST /api/issue and GET /api/commitments under
+	// the keys (the first signs). Left empty, its Kind is the VOPRF kind
+	// and its Usage the store; Gate is required.
+	Issue *rpc.IssueOptions
 	// Configure, if set, adjusts the handler's options before the handler
 	// is built, e.g. to wrap the Spender around the real store.
 	Configure func(*rpc.Options)
@@ -42,6 +46,10 @@ type Server struct {
 	Store    spend.Store
 	Key      *verify.Key // the first key
 	Endpoint string      // URL + /api/redeem
+	// IssueURL and CommitmentsURL are URL + /api/issue and
+	// /api/commitments.
+	IssueURL, CommitmentsURL string
+
 	requests atomic.Int64
 	dir      string // the embedded store's temporary directory, if any
 }
@@ -88,6 +96,21 @@ func Start(o Options) (*Server, error) {
 		Spender: s.Store,
 		Ready:   s.Store.Ping,
 	}
+	if o.Issue != nil {
+		io := *o.Issue
+		if io.Kind == "" {
+			io.Kind = wire.MethodRedeem
+		}
+		if io.Usage == nil {
+			usage, ok := s.Store.(rpc.UsageCounter)
+			if !ok {
+				s.closeStore()
+				return nil, fmt.Errorf("rpctest: the store %T counts no usage", s.Store)
+			}
+			io.Usage = usage
+		}
+		opts.Issue = &io
+	}
 	if o.Configure != nil {
 		o.Configure(&opts)
 	}
@@ -100,6 +123,7 @@ func Start(o Options) (*Server, error) {
 		s.Handler.ServeHTTP(w, r)
 	}))
 	s.Endpoint = s.URL + wire.RedeemPath
+	s.IssueURL, s.CommitmentsURL = s.URL+wire.IssuePath, s.URL+wire.CommitmentsPath
 	return s, nil
 }
 

@@ -16,12 +16,29 @@ const RedeemPath = "/api/redeem"
 // MethodRedeem is the JSON-RPC method that redeems a token.
 const MethodRedeem = "redeem"
 
-// The JSON-RPC error codes ppredeem answers with.
+// IssuePath is where issue requests are POSTed (verify/PROTOCOL.md §7),
+// and CommitmentsPath where the signing and verifying keys' commitments
+// are fetched (GET).
+const (
+	IssuePath       = "/api/issue"
+	CommitmentsPath = "/api/commitments"
+)
+
+// The JSON-RPC error codes ppredeem answers with. The issuance codes
+// (-32030 to -32035) are ppredeem's own, in the free range between the
+// redemption codes (-32020 to -32022) and the refusals of the JSON-RPC
+// layer (-32040, -32041) of privacypass/api-redeem.
 const (
 	CodeBadTag            = -32020 // the tag does not verify under any configured key
 	CodeAlreadySpent      = -32021 // the token was spent before
 	CodeUnsupportedCurve  = -32022 // data[2] names other curve settings than p256/sha256/increment|swu
-	CodeIssueNotSupported = -32040 // the method "issue" was called: the server only redeems
+	CodeBadIssueRequest   = -32030 // POST /api/issue: the issue request is not base64 of {"type":"Issue","contents":[...]}
+	CodeBadPoint          = -32031 // POST /api/issue: a blinded point is not a P-256 point in SEC 1 form
+	CodeDuplicatePoint    = -32032 // POST /api/issue: the same blinded point twice
+	CodeTooManyTokens     = -32033 // POST /api/issue: more blinded points than max_issue_tokens
+	CodeNotAttested       = -32034 // POST /api/issue: no valid attester key (HTTP 401)
+	CodeRateLimited       = -32035 // POST /api/issue: open issuance, the client address is over its rate (HTTP 429)
+	CodeIssueNotSupported = -32040 // the JSON-RPC method "issue" was called: issuance is POST /api/issue
 	CodeHTTPMethod        = -32041 // the HTTP method is not POST
 	CodeInvalidRequest    = -32600 // not a JSON-RPC 2.0 request this server takes
 	CodeMethodNotFound    = -32601 // no such JSON-RPC method
