@@ -43,7 +43,7 @@ func (c proofCase) verify(resp *issueResponse) error {
 	return verifyBatchProof(c.G, c.H, c.M, resp.sigs, resp.compressed, resp.prng, resp.proof)
 }
 
-func loadProofCases(t *testing.T) (good []proofCase, bad proofCase) {
+func loadProofCases(t testing.TB) (good []proofCase, bad proofCase) {
 	var v issuanceVectors
 	loadJSON(t, issuanceFile, &v)
 	G := point(t, unb64(t, v.Ext.GB64))
