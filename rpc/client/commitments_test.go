@@ -41,7 +41,7 @@ func TestParseCommitmentsShapes(t *testing.T) {
 			fmt.Sprintf(`{"G":%q,"H":%q,"expiry":%q,"version":"1.0"}`, G, H, exp),
 			[]want{{"1.0", H, exp}},
 		},
-		"H only": {fmt.Sprintf(`{"H":%q}`, H), []want{{"", H, ""}}},
+		"H only":       {fmt.Sprintf(`{"H":%q}`, H), []want{{"", H, ""}}},
 		"compressed H": {fmt.Sprintf(`{"H":%q}`, Hc), []want{{"", Hc, ""}}},
 		"array": {
 			fmt.Sprintf(`[{"H":%q,"version":"2"},{"H":%q,"version":"1","expiry":%q}]`, H, H2, exp),
