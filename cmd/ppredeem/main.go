@@ -48,6 +48,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
 	root.AddCommand(newVersionCommand(), newHealthcheckCommand(), newGatewayCommand())
+	root.AddCommand(newIssueCommand())
 	setVersion(root)
 	return root
 }
