@@ -134,6 +134,14 @@
 //     ("hkdf"), the two generators the extension knows;
 //  5. unblind N = r⁻¹·Z.
 //
+// The proof's challenge C is compared with the digest as a number, so a
+// valid proof is accepted also when C < 2²⁴⁸, the one case in 256 that
+// the extension refuses (it compares C's shortest encoding with the 32
+// bytes of the digest); ppredeem's issuer never sends such a proof. The
+// commitments are fetched before the request, so that a failed fetch
+// issues nothing; a commitment without a version, given alone, is taken
+// for whatever key version the answer names.
+//
 // A Token holds t and N; Tag, RedeemRequest and Client.RedeemToken redeem
 // it. Tokens hash with the method "increment", what every shipped client
 // uses; the "swu" map is not implemented for issuance. All tokens of a
