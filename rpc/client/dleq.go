@@ -24,9 +24,10 @@ const (
 // hkdfInfo is the HKDF info of the "hkdf" coefficient generator.
 const hkdfInfo = "DLEQ_PROOF"
 
-// maxCoefficientDraws bounds the draws of the composite coefficients: a
-// draw is refused with probability about 2⁻³², so a batch of n tokens needs
-// n draws, and n+64 are never reached but by a broken generator.
+// maxExtraDraws bounds the draws of the composite coefficients beyond one
+// per token: a draw is refused (≥ n) with probability about 2⁻³², so a
+// batch of n tokens needs n draws, and n+64 are never reached but by a
+// broken generator.
 const maxExtraDraws = 64
 
 // batchProof is the batch DLEQ proof of an issue response: the challenge C

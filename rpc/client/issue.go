@@ -38,7 +38,7 @@ type IssueOptions struct {
 	// <AttesterKey>": the key the issuer's operator gave this client.
 	// It must be printable ASCII without spaces.
 	AttesterKey string
-	// Commitments check the issuer's proof. When nil, Issue first GETs
+	// Commitments check the issuer's proof. When empty, Issue first GETs
 	// them from CommitmentsURL (Commitments), before anything is issued.
 	Commitments []Commitment
 	// CommitmentsURL is where the commitments are fetched when
@@ -89,7 +89,7 @@ func (c *Client) Issue(ctx context.Context, n int, opts *IssueOptions) ([]*Token
 		return nil, errors.New("ppredeem client: the attester key must be printable ASCII without spaces")
 	}
 	commitments := o.Commitments
-	if commitments == nil {
+	if len(commitments) == 0 {
 		cu, err := c.sibling(o.CommitmentsURL, DefaultCommitmentsPath)
 		if err != nil {
 			return nil, fmt.Errorf("ppredeem client: the commitments URL: %w", err)
@@ -135,13 +135,13 @@ func (c *Client) Issue(ctx context.Context, n int, opts *IssueOptions) ([]*Token
 	return nil, e
 }
 
-// Commitments GETs the issuer's commitments from url (the client's
-// endpoint with the path DefaultCommitmentsPath when url is empty) and
+// Commitments GETs the issuer's commitments from commitmentsURL (the
+// client's endpoint with the path DefaultCommitmentsPath when empty) and
 // reads them with ParseCommitments. It follows Redeem's delivery rules;
 // every failure is an *Error wrapping ErrNoCommitment (and the context's
 // error when the context ended).
-func (c *Client) Commitments(ctx context.Context, url string) ([]Commitment, error) {
-	u, err := c.sibling(url, DefaultCommitmentsPath)
+func (c *Client) Commitments(ctx context.Context, commitmentsURL string) ([]Commitment, error) {
+	u, err := c.sibling(commitmentsURL, DefaultCommitmentsPath)
 	if err != nil {
 		return nil, fmt.Errorf("ppredeem client: the commitments URL: %w", err)
 	}
@@ -197,7 +197,7 @@ func (c *Client) exchange(ctx context.Context, method, url string, header http.H
 // of privacypass/challenge-bypass-extension v2.0.6), or the one form field
 // "signatures", percent-decoded (qs.parse in the providers of v3.0.6).
 // Any status but 2xx is the issuer's refusal, read as a JSON-RPC error
-// object when it is one.
+// object when it is one, and so is a JSON-RPC error without "signatures".
 func signaturesText(ans *answer, form bool) (string, *Error) {
 	if ans.status < 200 || ans.status > 299 {
 		return "", refusal(ans)
@@ -219,6 +219,11 @@ func signaturesText(ans *answer, form bool) (string, *Error) {
 	if first(ans.body) != '{' || json.Unmarshal(ans.body, &obj) != nil {
 		return bad("the issue answer is not a JSON object")
 	}
+	if _, ok := obj["signatures"]; !ok {
+		if _, isError := obj["error"]; isError { // a JSON-RPC error with a 2xx status
+			return "", refusal(ans)
+		}
+	}
 	var text string
 	if member(obj, "signatures", &text) != nil {
 		return bad(`the issue answer's "signatures" member is not a string`)
@@ -234,7 +239,7 @@ func signaturesText(ans *answer, form bool) (string, *Error) {
 // message bounded as Redeem bounds it), else its status alone. The body
 // is never quoted otherwise.
 func refusal(ans *answer) *Error {
-	e := &Error{Message: "the issuer answered HTTP " + strconv.Itoa(ans.status), kinds: []error{ErrIssueRefused}, issuing: true}
+	e := &Error{Message: "the issuer answered HTTP " + strconv.Itoa(ans.status) + " without signatures", kinds: []error{ErrIssueRefused}, issuing: true}
 	var r struct {
 		Error *struct {
 			Code    *int    `json:"code"`

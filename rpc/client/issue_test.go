@@ -203,10 +203,11 @@ func TestIssueRefused(t *testing.T) {
 		{"not attested", 401, `{"jsonrpc":"2.0","id":null,"error":{"code":-32050,"message":"not attested"}}`, -32050, "not attested"},
 		{"rate limited", 429, `{"jsonrpc":"2.0","id":null,"error":{"code":-32051,"message":"rate\nlimited"}}`, -32051, "rate limited"},
 		{"bad points", 400, `{"error":{"code":-32602,"message":"bad point"}}`, -32602, "bad point"},
-		{"HTML 502", 502, `<html>Bad Gateway</html>`, 0, "the issuer answered HTTP 502"},
-		{"error without code", 403, `{"error":{"message":"no"}}`, 0, "the issuer answered HTTP 403"},
-		{"empty 500", 500, ``, 0, "the issuer answered HTTP 500"},
-		{"redirect", 307, ``, 0, "the issuer answered HTTP 307"},
+		{"error with 200", 200, `{"jsonrpc":"2.0","id":null,"error":{"code":-32050,"message":"not attested"}}`, -32050, "not attested"},
+		{"HTML 502", 502, `<html>Bad Gateway</html>`, 0, "the issuer answered HTTP 502 without signatures"},
+		{"error without code", 403, `{"error":{"message":"no"}}`, 0, "the issuer answered HTTP 403 without signatures"},
+		{"empty 500", 500, ``, 0, "the issuer answered HTTP 500 without signatures"},
+		{"redirect", 307, ``, 0, "the issuer answered HTTP 307 without signatures"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base, hits := fixedAnswer(t, tc.status, "application/json", tc.body)
@@ -305,6 +306,13 @@ func TestIssueCommitments(t *testing.T) {
 		c := newClient(t, startIssuer(t, iss)+"/api/redeem", nil)
 		_, err := c.Issue(ctx, 1, &client.IssueOptions{Commitments: testKeyCommitment("0.9")})
 		wantKinds(t, err, "ErrNoCommitment")
+	})
+	t.Run("empty list fetches", func(t *testing.T) {
+		iss := &issuer{key: verifytest.Key(), version: keyVersion}
+		c := newClient(t, startIssuer(t, iss)+"/api/redeem", nil)
+		if _, err := c.Issue(ctx, 1, &client.IssueOptions{Commitments: []client.Commitment{}}); err != nil {
+			t.Fatal(err)
+		}
 	})
 	t.Run("Commitments", func(t *testing.T) {
 		iss := &issuer{key: verifytest.Key(), version: keyVersion}
