@@ -50,7 +50,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
 	root.AddCommand(newVersionCommand(), newHealthcheckCommand(), newGatewayCommand())
-	root.AddCommand(newCheckCommand(), newBackupCommand())
+	root.AddCommand(newCheckCommand(), newBackupCommand(), newIssueCommand())
 	setVersion(root)
 	return root
 }

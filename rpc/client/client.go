@@ -211,11 +211,33 @@ const (
 	stateWritten                  // the whole request was written
 )
 
-// attempt makes one HTTP request. It returns nil on success; otherwise the
-// error and whether the request provably never reached the server whole,
-// so that another attempt is safe.
+// attempt makes one redemption request. It returns nil on success;
+// otherwise the error and whether the request provably never reached the
+// server whole, so that another attempt is safe.
 func (c *Client) attempt(ctx context.Context, params []byte) (*Error, bool) {
 	id := c.lastID.Add(1)
+	header := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
+	// No Idempotency-Key header: it would let net/http replay the POST
+	// after it was written.
+	ans, e, retryable := c.send(ctx, http.MethodPost, c.endpoint, header, requestBody(id, params), maxResponseBytes)
+	if e != nil {
+		return e, retryable
+	}
+	return parseResponse(ans.status, ans.body, id), false
+}
+
+// answer is what the server sent back to one HTTP request.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send makes one HTTP request and reads the answer's body, at most limit
+// bytes. On failure it returns the error, classified by how far the
+// request got as httptrace reports it (see the package documentation), and
+// whether the request provably never reached the server whole.
+func (c *Client) send(ctx context.Context, method, url string, header http.Header, body []byte, limit int64) (*answer, *Error, bool) {
 	var state atomic.Int32
 	trace := &httptrace.ClientTrace{
 		// GetConn is net/http's first callback. Without it (a RoundTripper
@@ -237,15 +259,17 @@ func (c *Client) attempt(ctx context.Context, params []byte) (*Error, bool) {
 			}
 		},
 	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace),
-		http.MethodPost, c.endpoint, bytes.NewReader(requestBody(id, params)))
-	if err != nil { // the endpoint was checked by New
-		return &Error{Message: "could not build the HTTP request", kinds: []error{ErrNotSent}, cause: err}, false
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	// No Idempotency-Key header: it would let net/http replay the POST
-	// after it was written.
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, url, rd)
+	if err != nil { // the URL was checked by New
+		return nil, &Error{Message: "could not build the HTTP request", kinds: []error{ErrNotSent}, cause: err}, false
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
 
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -262,9 +286,9 @@ func (c *Client) attempt(ctx context.Context, params []byte) (*Error, bool) {
 			e := &Error{Message: msg, kinds: []error{ErrNotSent}, cause: err}
 			if ctxErr != nil {
 				e.kinds = append(e.kinds, ctxErr)
-				return e, false
+				return nil, e, false
 			}
-			return e, true
+			return nil, e, true
 		default:
 			msg := "no answer after the request was sent"
 			if st == stateNone {
@@ -274,22 +298,22 @@ func (c *Client) attempt(ctx context.Context, params []byte) (*Error, bool) {
 			if ctxErr != nil {
 				e.kinds = append(e.kinds, ctxErr)
 			}
-			return e, false
+			return nil, e, false
 		}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		e := &Error{Message: "the response could not be read", HTTPStatus: resp.StatusCode, kinds: []error{ErrAmbiguous}, cause: err}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			e.kinds = append(e.kinds, ctxErr)
 		}
-		return e, false
+		return nil, e, false
 	}
-	if len(body) > maxResponseBytes {
-		return &Error{Message: "the response is larger than 64 KiB", HTTPStatus: resp.StatusCode, kinds: []error{ErrAmbiguous}}, false
+	if int64(len(data)) > limit {
+		return nil, &Error{Message: "the response is larger than " + strconv.FormatInt(limit>>10, 10) + " KiB", HTTPStatus: resp.StatusCode, kinds: []error{ErrAmbiguous}}, false
 	}
-	return parseResponse(resp.StatusCode, body, id), false
+	return &answer{status: resp.StatusCode, header: resp.Header, body: data}, nil, false
 }
 
 // delay is the wait before retry n (n ≥ 1): uniform in [d/2, d] with

@@ -1,5 +1,6 @@
 // Package client is the Go client of ppredeem, for relay gateways that
-// delegate Privacy Pass redemptions to a ppredeem server.
+// delegate Privacy Pass redemptions to a ppredeem server, and for token
+// holders that get tokens from a legacy Privacy Pass issuer (Issue).
 //
 // It sends one JSON-RPC 2.0 request per redemption (verify/PROTOCOL.md §1):
 //
@@ -10,8 +11,10 @@
 // where token and tag are standard padded base64, settings is the standard
 // base64 of {"curve":"p256","hash":"sha256","method":"increment"|"swu"},
 // and n is a number that increases with every HTTP request of the Client.
-// It imports only the standard library and rpc/wire (the endpoint, method
-// name and error codes it shares with the server; itself import-free).
+// It imports the standard library, rpc/wire (the endpoint, method name and
+// error codes it shares with the server; itself import-free) and, for
+// issuance, filippo.io/nistec and filippo.io/bigmod (P-256 points and
+// scalars): none of the server's packages.
 //
 // # Outcomes
 //
@@ -108,10 +111,53 @@
 // a Go server sends that for malformed streams, before any handler could
 // have read a complete request.
 //
+// # Issuance
+//
+// Issue gets tokens from a legacy issuer such as ppredeem's /api/issue,
+// doing what the browser extension does (privacypass/challenge-bypass-extension
+// v2.0.6 src/ext/issuance.js and src/crypto/local.js, v3.0.6
+// src/background/voprf.js and its providers; verify/PROTOCOL.md §4, §6, §7),
+// written from that code and the protocol description, not from the
+// server's:
+//
+//  1. for each token, 32 random bytes t, T = H2C(t) by try-and-increment,
+//     a random scalar r in [1, n-1] and the blinded point M = r·T;
+//  2. POST {"bl_sig_req":"<b64 of {\"type\":\"Issue\",\"contents\":[M...]}>"}
+//     (or the extension's form body blinded-tokens=...), with
+//     "Authorization: Bearer <attester key>" when one is given;
+//  3. read {"signatures":"<b64 of {sigs, proof, version, prng}>"} as the
+//     extension reads it (also its older array form), and the commitment
+//     H of the key version it names, fetched from /api/commitments or
+//     given (Commitment, ParseCommitments);
+//  4. verify the batch DLEQ proof that log_G(H) = log_M(Z) for every pair,
+//     with composite coefficients from SHAKE256 ("shake") or HKDF-SHA256
+//     ("hkdf"), the two generators the extension knows;
+//  5. unblind N = r⁻¹·Z.
+//
+// The proof's challenge C is compared with the digest as a number, so a
+// valid proof is accepted also when C < 2²⁴⁸, the one case in 256 that
+// the extension refuses (it compares C's shortest encoding with the 32
+// bytes of the digest); ppredeem's issuer never sends such a proof. The
+// commitments are fetched before the request, so that a failed fetch
+// issues nothing; a commitment without a version, given alone, is taken
+// for whatever key version the answer names.
+//
+// A Token holds t and N; Tag, RedeemRequest and Client.RedeemToken redeem
+// it. Tokens hash with the method "increment", what every shipped client
+// uses; the "swu" map is not implemented for issuance. All tokens of a
+// request come back, or none: an answer whose proof fails (ErrBadProof)
+// may be signed with a key kept for this client alone, which would tell
+// its redemptions apart.
+//
+// The secrets t, r and N are handled with nistec's and bigmod's
+// constant-time arithmetic (r⁻¹ by Fermat's little theorem); the proof is
+// public and is checked with the same code.
+//
 // # Secrets
 //
-// The package never logs, and no error text holds the token, the tag or the
-// bindings. Error.Message is either a fixed description or the server's
+// The package never logs, and no error text holds a token, a tag, the
+// bindings, a blinding scalar or an attester key; fmt prints a Token as
+// "client.Token{redacted}". Error.Message is either a fixed description or the server's
 // message, bounded to 256 bytes with control characters replaced; response
 // bodies are never quoted.
 package client

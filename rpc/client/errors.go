@@ -52,11 +52,41 @@ var (
 	ErrNotSent = errors.New("ppredeem client: request not delivered, the token was not spent")
 )
 
-// Error is the error Redeem returns. It wraps the sentinel errors that
-// classify it and, for transport failures, the underlying error (a
-// *url.Error, a net error, context.Canceled or context.DeadlineExceeded...).
+// Sentinel errors of issuance (Issue, IssueBatch.Finish, Commitments).
+// Issue also returns ErrNotSent (nothing reached the issuer: nothing was
+// issued) and ErrAmbiguous (no answer after the request was sent: the
+// issuer may have signed and counted the tokens, which are lost either
+// way).
+var (
+	// ErrIssueRefused: the issuer answered the issue request with an
+	// error; Code and Message are its JSON-RPC error when it sent one,
+	// HTTPStatus its status. Nothing was issued.
+	ErrIssueRefused = errors.New("ppredeem client: issue request refused")
+
+	// ErrBadIssueResponse: the issuer's answer is not an issue response
+	// for the batch: unreadable, or not one signed point per token. No
+	// token is returned.
+	ErrBadIssueResponse = errors.New("ppredeem client: unreadable issue response")
+
+	// ErrBadProof: the batch DLEQ proof does not verify under the
+	// commitment of the key the answer names. The points may be signed
+	// with another key than everyone else's (one that would tell this
+	// client's tokens apart): no token is returned.
+	ErrBadProof = errors.New("ppredeem client: the issuer's proof does not verify")
+
+	// ErrNoCommitment: no commitment to check the proof with: none of the
+	// key version the answer names, it expired, or the commitments could
+	// not be fetched or read.
+	ErrNoCommitment = errors.New("ppredeem client: no commitment for the issuing key")
+)
+
+// Error is the error Redeem, Issue and Commitments return. It wraps the
+// sentinel errors that classify it and, for transport failures, the
+// underlying error (a *url.Error, a net error, context.Canceled or
+// context.DeadlineExceeded...).
 //
-// Its text never holds the token, the tag or the bindings.
+// Its text never holds a token, a tag, the bindings, a blinding scalar or
+// an attester key.
 type Error struct {
 	// Code is the JSON-RPC error code the server answered (the wire.Code*
 	// constants of package rpc/wire), or for a redemption refused before
@@ -70,11 +100,12 @@ type Error struct {
 	// HTTPStatus is the status of the last HTTP response, 0 if none.
 	HTTPStatus int
 	// Attempts is the number of HTTP requests made; 0 when the redemption
-	// was refused before any network use.
+	// was refused before any network use, and for IssueBatch.Finish.
 	Attempts int
 
-	kinds []error // sentinels
-	cause error   // transport or context error, may be nil
+	kinds   []error // sentinels
+	cause   error   // transport or context error, may be nil
+	issuing bool    // an issuance's error: the notes speak of tokens issued
 }
 
 // maxMessageBytes bounds Message when it comes from the server.
@@ -104,9 +135,14 @@ func (e *Error) Error() string {
 	b.WriteString("attempts ")
 	b.WriteString(strconv.Itoa(e.Attempts))
 	b.WriteString(")")
-	if e.is(ErrAmbiguous) {
+	switch {
+	case e.is(ErrAmbiguous) && e.issuing:
+		b.WriteString(": outcome unknown, tokens may have been issued")
+	case e.is(ErrAmbiguous):
 		b.WriteString(": outcome unknown, the token may have been spent")
-	} else if e.is(ErrNotSent) {
+	case e.is(ErrNotSent) && e.issuing:
+		b.WriteString(": the request was not delivered, nothing was issued")
+	case e.is(ErrNotSent):
 		b.WriteString(": the request was not delivered, the token was not spent")
 	}
 	if e.cause != nil {

@@ -65,6 +65,10 @@ var sentinels = map[string]error{
 	"ErrInternal":         client.ErrInternal,
 	"ErrAmbiguous":        client.ErrAmbiguous,
 	"ErrNotSent":          client.ErrNotSent,
+	"ErrIssueRefused":     client.ErrIssueRefused,
+	"ErrBadIssueResponse": client.ErrBadIssueResponse,
+	"ErrBadProof":         client.ErrBadProof,
+	"ErrNoCommitment":     client.ErrNoCommitment,
 }
 
 // wantKinds fails unless err wraps exactly the named sentinels.
