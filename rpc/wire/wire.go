@@ -23,6 +23,7 @@ const (
 	CodeUnsupportedCurve  = -32022 // data[2] names other curve settings than p256/sha256/increment|swu
 	CodeIssueNotSupported = -32040 // the method "issue" was called: the server only redeems
 	CodeHTTPMethod        = -32041 // the HTTP method is not POST
+	CodeBusy              = -32050 // no room for the request body now (HTTP 503, Retry-After): nothing was read or spent; retry later
 	CodeInvalidRequest    = -32600 // not a JSON-RPC 2.0 request this server takes
 	CodeMethodNotFound    = -32601 // no such JSON-RPC method
 	CodeInvalidParams     = -32602 // the params are malformed
