@@ -70,7 +70,7 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var discardBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var discardBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
 // discard sends the answer, then reads and discards body within lim.
 func (lim LingerLimits) discard(w http.ResponseWriter, body io.Reader) {
