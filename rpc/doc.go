@@ -60,9 +60,9 @@
 //     body bytes shared by every request of the listener
 //     (Options.Bodies, package rpc/httpbody): a Content-Length over
 //     MaxBodyBytes is refused before a byte is read, and a body that finds
-//     no room is refused at once (-32050), never queued. Another endpoint
-//     of the listener reads its bodies with the same Budget and maps its
-//     errors with bodyRefusal.
+//     no room is refused at once (-32050), never queued. Every endpoint of
+//     the listener reads its bodies with the same Budget; those of this
+//     package map its errors with bodyRefusal.
 //   - A redemption is verified (for the VOPRF kind: structure → curve
 //     settings → tag) before it spends, so a request that fails a check
 //     spends nothing; a success is only sent after the store reports the

@@ -154,7 +154,8 @@ func (b *Budget) buffer(size int64) (buf []byte, pooled *[]byte, charge int64, o
 }
 
 // Read reads r's body whole; max (positive) bounds its length. It returns
-// ErrBusy when the budget has no room for it (nothing was read), a
+// ErrBusy when the budget has no room for it (nothing was read, but for a
+// chunked body that outgrew the room: what was read is thrown away), a
 // *TooLargeError for a body over max (a Content-Length over max is refused
 // before anything is read), and an error wrapping the cause when the body
 // could not be read (the client left, a read timeout, malformed chunking,
@@ -162,6 +163,8 @@ func (b *Budget) buffer(size int64) (buf []byte, pooled *[]byte, charge int64, o
 // Release the Body. A request without a body gives an empty Body.
 func (b *Budget) Read(r *http.Request, max int64) (*Body, error) {
 	switch {
+	case max <= 0:
+		return nil, fmt.Errorf("httpbody: the body limit must be positive, not %d", max)
 	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0:
 		return &Body{}, nil
 	case r.ContentLength > max:

@@ -179,6 +179,22 @@ func TestBudgetTiers(t *testing.T) {
 	if _, err := read(limit/2 + 1); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a body over Largest: %v", err)
 	}
+	// A chunked body that outgrows the room: busy, and its charges given
+	// back.
+	half, err := read(limit / 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Read(request(bytes.NewReader(make([]byte, 100<<10)), -1), limit); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a chunked body growing past the room: %v", err)
+	}
+	half.Release()
+	if b.InUse() != 0 {
+		t.Fatalf("%d in use", b.InUse())
+	}
+	if _, err := b.Read(request(bytes.NewReader(nil), -1), 0); err == nil {
+		t.Fatal("a limit of 0 accepted")
+	}
 	// A small budget: Largest is the small-body share.
 	if got := NewBudget(16 << 10).Largest(); got != 16<<10 {
 		t.Fatalf("Largest of 16 KiB = %d", got)
