@@ -73,6 +73,9 @@ type Config struct {
 	MaxBindingsBytes int   `mapstructure:"max_bindings_bytes"`
 	MaxHeaderBytes   int   `mapstructure:"max_header_bytes"`
 
+	MaxInflightBodyBytes int64 `mapstructure:"max_inflight_body_bytes"`
+	MemoryLimitBytes     int64 `mapstructure:"memory_limit_bytes"`
+
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
 	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
@@ -118,7 +121,9 @@ var settings = []Setting{
 	{"max_token_bytes", 256, "longest token accepted"},
 	{"max_bindings", 32, "most bindings in one redemption"},
 	{"max_bindings_bytes", 16384, "largest total size of the bindings of one redemption"},
-	{"max_header_bytes", 16384, "largest request header block accepted"},
+	{"max_header_bytes", 16384, "largest request line and header block accepted, in bytes (at least 8192)"},
+	{"max_inflight_body_bytes", int64(16 << 20), "most request-body bytes held in memory at once, all requests together (at least twice the body limit)"},
+	{"memory_limit_bytes", int64(0), "soft memory limit of the process (runtime/debug.SetMemoryLimit); 0 keeps GOMEMLIMIT, or none"},
 	{"read_header_timeout", 5 * time.Second, "time allowed to read request headers"},
 	{"read_timeout", 10 * time.Second, "time allowed to read a whole request"},
 	{"write_timeout", 15 * time.Second, "time allowed to write a response"},
@@ -311,6 +316,34 @@ var minDuration = map[string]time.Duration{
 	"shutdown_timeout":    time.Second,
 }
 
+// MinHeaderBytes is the least max_header_bytes accepted: a browser's or a
+// proxy's ordinary headers (cookies, forwarding headers) need a few KB,
+// and net/http cannot enforce a limit under its own 4 KiB read-ahead
+// exactly (cmd/ppredeem sets http.Server.MaxHeaderBytes to the limit minus
+// that read-ahead).
+const MinHeaderBytes = 8 << 10
+
+// validateMemory checks the settings every serving command shares that
+// bound memory: the header limit, the body budget against the command's
+// body limit (bodyKey, body), and the memory limit.
+func (c *Config) validateMemory(add func(string, ...any), bodyKey string, body int64) {
+	if c.MaxHeaderBytes < MinHeaderBytes {
+		add("max_header_bytes: must be at least %d, got %d", MinHeaderBytes, c.MaxHeaderBytes)
+	}
+	// Bodies over 64 KiB share half the budget (rpc/httpbody): one body at
+	// the limit must fit in that half.
+	if c.MaxInflightBodyBytes <= 0 || body > 0 && c.MaxInflightBodyBytes < 2*body {
+		add("max_inflight_body_bytes: must be at least twice %s (%d), got %d", bodyKey, 2*body, c.MaxInflightBodyBytes)
+	}
+	// Below four times the body budget, the bodies, their decoding and the
+	// rest of the server would not fit: the collector would run without
+	// pause.
+	if c.MemoryLimitBytes < 0 || c.MemoryLimitBytes > 0 && c.MemoryLimitBytes < 4*c.MaxInflightBodyBytes {
+		add("memory_limit_bytes: must be 0 (no limit) or at least four times max_inflight_body_bytes (%d), got %d",
+			4*c.MaxInflightBodyBytes, c.MemoryLimitBytes)
+	}
+}
+
 // ValidateServe checks everything `ppredeem serve` needs, so that a bad
 // setting stops the server before it listens.
 func (c *Config) ValidateServe() error {
@@ -348,7 +381,6 @@ func (c *Config) ValidateServe() error {
 		"max_token_bytes":    int64(c.MaxTokenBytes),
 		"max_bindings":       int64(c.MaxBindings),
 		"max_bindings_bytes": int64(c.MaxBindingsBytes),
-		"max_header_bytes":   int64(c.MaxHeaderBytes),
 	}
 	for _, s := range settings { // stable order for messages
 		if n, ok := positive[s.Key]; ok && n <= 0 {
@@ -389,6 +421,7 @@ func (c *Config) ValidateServe() error {
 		add("max_batch_requests: %d is more than 10000", c.MaxBatchRequests)
 	}
 	c.validateIssue(add)
+	c.validateMemory(add, "max_body_bytes", c.MaxBodyBytes)
 	return errors.Join(errs...)
 }
 

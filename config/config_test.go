@@ -151,6 +151,24 @@ func TestValidateServe(t *testing.T) {
 		"write_timeout":      func(c *Config) { c.SpendTimeout = c.WriteTimeout },
 		"shutdown_timeout":   func(c *Config) { c.SpendTimeout, c.WriteTimeout = c.ShutdownTimeout, 2*c.ShutdownTimeout },
 		"max_token_bytes":    func(c *Config) { c.MaxTokenBytes = 2048 },
+		"max_header_bytes: must be at least 8192, got 8191": func(c *Config) { c.MaxHeaderBytes = MinHeaderBytes - 1 },
+		"max_inflight_body_bytes: must be at least twice max_body_bytes (2097152), got 2097151": func(c *Config) {
+			c.MaxInflightBodyBytes = 2*c.MaxBodyBytes - 1
+		},
+		"max_inflight_body_bytes: must be at least twice max_body_bytes (2097152), got 0": func(c *Config) { c.MaxInflightBodyBytes = 0 },
+		"memory_limit_bytes: must be 0 (no limit) or at least four times max_inflight_body_bytes (67108864), got 67108863": func(c *Config) {
+			c.MemoryLimitBytes = 4*c.MaxInflightBodyBytes - 1
+		},
+		"memory_limit_bytes: must be 0 (no limit) or at least four times max_inflight_body_bytes (67108864), got -1": func(c *Config) {
+			c.MemoryLimitBytes = -1
+		},
+	}
+	// The least values accepted.
+	least := good()
+	least.MaxHeaderBytes, least.MaxInflightBodyBytes = MinHeaderBytes, 2*least.MaxBodyBytes
+	least.MemoryLimitBytes = 4 * least.MaxInflightBodyBytes
+	if err := least.ValidateServe(); err != nil {
+		t.Fatalf("the least values rejected: %v", err)
 	}
 	for want, mutate := range cases {
 		c := good()

@@ -12,8 +12,8 @@ import (
 // start with gateway_, so one config file can serve both commands; the
 // gateway's command line drops the prefix (--listen for gateway_listen, see
 // BindRenamed). The gateway also reads the shared settings log_format,
-// log_level, max_header_bytes, the read/write/idle/shutdown timeouts and
-// drain_delay.
+// log_level, max_header_bytes, max_inflight_body_bytes, memory_limit_bytes,
+// the read/write/idle/shutdown timeouts and drain_delay.
 type Gateway struct {
 	Listen         string        `mapstructure:"gateway_listen"`
 	AdminListen    string        `mapstructure:"gateway_admin_listen"`
@@ -57,9 +57,7 @@ func (c *Config) ValidateGateway() error {
 	if g.MaxBodyBytes <= 0 || g.MaxBodyBytes > MaxGatewayBodyBytes {
 		add("gateway_max_body_bytes: must be between 1 and %d, got %d", MaxGatewayBodyBytes, g.MaxBodyBytes)
 	}
-	if c.MaxHeaderBytes <= 0 {
-		add("max_header_bytes: must be positive, got %d", c.MaxHeaderBytes)
-	}
+	c.validateMemory(add, "gateway_max_body_bytes", g.MaxBodyBytes)
 	for _, d := range []struct {
 		key string
 		val time.Duration

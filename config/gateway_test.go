@@ -109,8 +109,12 @@ func TestValidateGateway(t *testing.T) {
 		"log_format":                   func(c *Config) { c.LogFormat = "xml" },
 		"log_level":                    func(c *Config) { c.LogLevel = "loud" },
 		"max_header_bytes":             func(c *Config) { c.MaxHeaderBytes = 0 },
-		"idle_timeout":                 func(c *Config) { c.IdleTimeout = 0 },
-		"drain_delay":                  func(c *Config) { c.DrainDelay = -time.Second },
+		"max_inflight_body_bytes: must be at least twice gateway_max_body_bytes (131072)": func(c *Config) {
+			c.MaxInflightBodyBytes = 2*c.Gateway.MaxBodyBytes - 1
+		},
+		"memory_limit_bytes": func(c *Config) { c.MemoryLimitBytes = 1 },
+		"idle_timeout":       func(c *Config) { c.IdleTimeout = 0 },
+		"drain_delay":        func(c *Config) { c.DrainDelay = -time.Second },
 	}
 	for want, mutate := range cases {
 		c := good()

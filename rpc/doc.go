@@ -26,7 +26,8 @@
 // already_spent, bad_tag, bad_params, unsupported_curve, internal) label
 // ppredeem_redemptions_total; the JSON-RPC layer's rows (issue requested,
 // wrong HTTP method, invalid request, no such endpoint, body too large,
-// method not found, parse error) refuse requests before any method runs.
+// busy, method not found, parse error) refuse requests before any method
+// runs.
 // classify is the one place that picks a row for an error: nil is
 // success, spend.ErrAlreadySpent is already_spent, a *Refusal is its
 // outcome's row, anything else is -32603 "Internal error", whose text is
@@ -80,8 +81,16 @@
 //   - Every answer is a JSON-RPC body with the status of its row: 200
 //     success; 403 for -32020 and -32021; 405 for -32041; 500 for -32603;
 //     404 for a POST to another path and 413 for a body over the limit
-//     (both -32600); 400 otherwise. The id is echoed when it was a string
-//     or a number, null otherwise.
+//     (both -32600); 503 with Retry-After for -32050, a body the memory
+//     budget has no room for now; 400 otherwise. The id is echoed when it
+//     was a string or a number, null otherwise.
+//   - A body is read whole before anything is parsed, under a budget of
+//     body bytes shared by every request of the listener
+//     (Options.Bodies, package rpc/httpbody): a Content-Length over
+//     MaxBodyBytes is refused before a byte is read, and a body that finds
+//     no room is refused at once (-32050), never queued. Every endpoint of
+//     the listener reads its bodies with the same Budget; those of this
+//     package map its errors with bodyRefusal.
 //   - A redemption is verified (for the VOPRF kind: structure → curve
 //     settings → tag) before it spends, so a request that fails a check
 //     spends nothing; a success is only sent after the store reports the

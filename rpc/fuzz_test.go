@@ -22,6 +22,7 @@ var allowed = map[int][]int{
 	wire.CodeUnsupportedCurve:  {400},
 	wire.CodeIssueNotSupported: {400},
 	wire.CodeHTTPMethod:        {405},
+	wire.CodeBusy:              {503},
 	wire.CodeInvalidRequest:    {400, 404, 413, 415},
 	wire.CodeMethodNotFound:    {400},
 	wire.CodeInvalidParams:     {400},

@@ -16,6 +16,7 @@ import (
 
 	gorpc "github.com/gorilla/rpc/v2"
 
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 	"github.com/ppredeem/ppredeem/rpc/wire"
 )
 
@@ -47,6 +48,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
+	// Bodies is the memory budget of request bodies, shared with every
+	// other endpoint of the listener (default: one of its own, of
+	// httpbody.DefaultLimit bytes). MaxBodyBytes must fit in it
+	// (Bodies.Largest()).
+	Bodies *httpbody.Budget
 	// MaxBatch bounds the requests in one JSON-RPC batch (default 100).
 	MaxBatch int
 	// Logger receives one line per failed redemption (default: discard).
@@ -80,6 +86,7 @@ type Handler struct {
 	spender  Spender
 	ready    func(context.Context) error
 	maxBody  int64
+	bodies   *httpbody.Budget
 	maxBatch int
 	log      *slog.Logger
 	observer Observer
@@ -87,7 +94,6 @@ type Handler struct {
 	rpc      *gorpc.Server
 	mux      *http.ServeMux
 	draining atomic.Bool
-	bufs     sync.Pool
 
 	readyMu      sync.Mutex // one store check at a time; others reuse its answer
 	readyAt      time.Time
@@ -110,6 +116,7 @@ func NewHandler(o Options) (*Handler, error) {
 		spender:  o.Spender,
 		ready:    o.Ready,
 		maxBody:  o.MaxBodyBytes,
+		bodies:   o.Bodies,
 		maxBatch: o.MaxBatch,
 		log:      o.Logger,
 		observer: o.Observer,
@@ -133,6 +140,13 @@ func NewHandler(o Options) (*Handler, error) {
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.bodies == nil {
+		h.bodies = httpbody.NewBudget(0)
+	}
+	if h.maxBody > h.bodies.Largest() {
+		return nil, fmt.Errorf("rpc: MaxBodyBytes %d does not fit in a body budget of %d bytes (at most %d)",
+			h.maxBody, h.bodies.Limit(), h.bodies.Largest())
 	}
 	if h.maxBatch <= 0 {
 		h.maxBatch = DefaultMaxBatch
@@ -274,33 +288,17 @@ func (h *Handler) storeReady(ctx context.Context) error {
 }
 
 func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request) {
-	buf, _ := h.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	defer func() {
-		if buf.Cap() <= 64<<10 {
-			buf.Reset()
-			h.bufs.Put(buf)
-		}
-	}()
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody))
+	body, err := h.bodies.Read(r, h.maxBody)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, nullID, refuse(outcomeBodyTooLarge,
-				fmt.Sprintf("the request body is larger than the limit of %d bytes", h.maxBody)))
-			return
-		}
-		writeError(w, nullID, refuse(outcomeInvalidRequest, "could not read the request body"))
+		writeError(w, nullID, bodyRefusal(err, h.maxBody))
 		return
 	}
-	body := buf.Bytes()
-	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+	defer body.Release()
+	if trimmed := bytes.TrimLeft(body.Bytes(), " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
 		h.serveBatch(w, r, trimmed)
 		return
 	}
-	h.serveOne(w, r, body)
+	h.serveOne(w, r, body.Bytes())
 }
 
 // serveOne runs one JSON-RPC request through gorilla.

@@ -324,7 +324,7 @@ func TestDiscover(t *testing.T) {
 	}
 	// Every code of the error table is documented.
 	for _, code := range []int{wire.CodeBadTag, wire.CodeAlreadySpent, wire.CodeUnsupportedCurve, wire.CodeIssueNotSupported, wire.CodeHTTPMethod,
-		wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeInvalidParams, wire.CodeInternal, wire.CodeParse} {
+		wire.CodeBusy, wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeInvalidParams, wire.CodeInternal, wire.CodeParse} {
 		if !bytes.Contains(committed, []byte(fmt.Sprintf(`"code": %d`, code))) {
 			t.Errorf("openrpc.json does not document %d", code)
 		}

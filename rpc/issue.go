@@ -195,7 +195,7 @@ func (h *Handler) issueTokens(w http.ResponseWriter, r *http.Request) (issued, e
 	}
 	res.attester = grant.Attester
 	var text string
-	if res.form, text, err = h.readIssueRequest(w, r); err != nil {
+	if res.form, text, err = h.readIssueRequest(r); err != nil {
 		return res, err
 	}
 	iss, err := is.issuer()
@@ -236,7 +236,7 @@ const (
 
 // readIssueRequest reads the body as the Content-Type says and returns
 // the issue request's text, and whether the request is a form.
-func (h *Handler) readIssueRequest(w http.ResponseWriter, r *http.Request) (form bool, text string, err error) {
+func (h *Handler) readIssueRequest(r *http.Request) (form bool, text string, err error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case err != nil:
@@ -247,14 +247,12 @@ func (h *Handler) readIssueRequest(w http.ResponseWriter, r *http.Request) (form
 	default:
 		return false, "", refuse(outcomeContentType, "")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	read, err := h.bodies.Read(r, h.maxBody)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return form, "", refuse(outcomeBodyTooLarge, fmt.Sprintf("the request body is larger than the limit of %d bytes", h.maxBody))
-		}
-		return form, "", refuse(outcomeInvalidRequest, "could not read the request body")
+		return form, "", bodyRefusal(err, h.maxBody)
 	}
+	defer read.Release()
+	body := read.Bytes() // valid until Release: what is returned is copied out
 	if form {
 		values, err := url.ParseQuery(string(body))
 		if err != nil {

@@ -19,9 +19,13 @@ func writeResult(w http.ResponseWriter, id, result []byte) {
 	writeJSON(w, http.StatusOK, buf)
 }
 
-// writeError answers err with its row of the error table.
+// writeError answers err with its row of the error table. A 503 says when
+// to try again (Retry-After, RFC 9110 §10.2.3 and §15.6.4).
 func writeError(w http.ResponseWriter, id []byte, err error) {
 	r, msg := classify(err)
+	if r.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	writeJSON(w, r.status, errorBody(id, r.code, msg))
 }
 

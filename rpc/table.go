@@ -32,6 +32,7 @@ const (
 	outcomeInvalidRequest Outcome = "invalid_request"
 	outcomeNoSuchEndpoint Outcome = "no_such_endpoint"
 	outcomeBodyTooLarge   Outcome = "body_too_large"
+	outcomeBusy           Outcome = "busy"
 	outcomeMethodNotFound Outcome = "method_not_found"
 	outcomeParse          Outcome = "parse_error"
 )
@@ -110,6 +111,8 @@ var table = [...]row{
 		"Invalid request: no such endpoint: POST to " + wire.RedeemPath, ""},
 	{outcomeBodyTooLarge, false, wire.CodeInvalidRequest, http.StatusRequestEntityTooLarge,
 		"Invalid request: the request body is too large", "Invalid request: %s"},
+	{outcomeBusy, false, wire.CodeBusy, http.StatusServiceUnavailable,
+		"Server busy: no room for the request body now; nothing was read or spent; retry after the Retry-After delay", ""},
 	{outcomeMethodNotFound, false, wire.CodeMethodNotFound, http.StatusBadRequest,
 		"Method not found", "Method not found: %s"},
 	{outcomeParse, false, wire.CodeParse, http.StatusBadRequest,

@@ -41,6 +41,8 @@ func TestErrorTable(t *testing.T) {
 		{refuse(outcomeNoSuchEndpoint, ""), -32600, 404, "Invalid request: no such endpoint: POST to /api/redeem"},
 		{refuse(outcomeBodyTooLarge, "the request body is larger than the limit of 7 bytes"), -32600, 413,
 			"Invalid request: the request body is larger than the limit of 7 bytes"},
+		{refuse(outcomeBusy, ""), -32050, 503,
+			"Server busy: no room for the request body now; nothing was read or spent; retry after the Retry-After delay"},
 		{refuse(outcomeMethodNotFound, "the methods are redeem and rpc.discover"), -32601, 400,
 			"Method not found: the methods are redeem and rpc.discover"},
 		{&Refusal{Outcome: OutcomeBadParams, Detail: "tag must be 32 bytes"}, -32602, 400, "Invalid params: tag must be 32 bytes"},
@@ -75,7 +77,7 @@ func TestTableRows(t *testing.T) {
 		}
 	}
 	for _, code := range []int{wire.CodeBadTag, wire.CodeAlreadySpent, wire.CodeUnsupportedCurve, wire.CodeIssueNotSupported,
-		wire.CodeHTTPMethod, wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeInvalidParams, wire.CodeInternal, wire.CodeParse,
+		wire.CodeHTTPMethod, wire.CodeBusy, wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeInvalidParams, wire.CodeInternal, wire.CodeParse,
 		wire.CodeBadIssueRequest, wire.CodeBadPoint, wire.CodeDuplicatePoint, wire.CodeTooManyTokens, wire.CodeNotAttested, wire.CodeRateLimited} {
 		if !codes[code] {
 			t.Errorf("code %d has no row", code)

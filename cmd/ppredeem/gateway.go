@@ -13,13 +13,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppredeem/ppredeem/config"
+	"github.com/ppredeem/ppredeem/rpc/admin"
 	"github.com/ppredeem/ppredeem/rpc/gateway"
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 )
 
 // gatewaySettings are the settings `ppredeem gateway` reads.
 var gatewaySettings = []string{
 	"gateway_listen", "gateway_admin_listen", "gateway_upstream", "gateway_request_timeout", "gateway_max_body_bytes",
-	"log_format", "log_level", "max_header_bytes",
+	"log_format", "log_level", "max_header_bytes", "max_inflight_body_bytes", "memory_limit_bytes",
 	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "drain_delay",
 }
 
@@ -62,6 +64,7 @@ process exits.`,
 		if err != nil {
 			return err
 		}
+		applyMemoryLimit(cfg, logger)
 		lc, release := processLifecycle()
 		defer release()
 		return runGateway(cmd.Context(), cfg, logger, lc)
@@ -75,25 +78,20 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, lc li
 	g := cfg.Gateway
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bodies := httpbody.NewBudget(cfg.MaxInflightBodyBytes)
+	reg.MustRegister(admin.BodyBudgetCollectors(bodies)...)
 	handler, err := gateway.New(gateway.Options{
 		Upstream:       g.Upstream,
 		RequestTimeout: g.RequestTimeout,
 		MaxBodyBytes:   g.MaxBodyBytes,
+		Bodies:         bodies,
 		Logger:         log,
 		Registerer:     reg,
 	})
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	srv := publicServer(cfg, handler, log)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}

@@ -86,7 +86,7 @@ func TestSlowLoris(t *testing.T) {
 }
 
 func TestHeaderLimit(t *testing.T) {
-	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--max-header-bytes", "4096"))
+	srv := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--max-header-bytes", "8192"))
 	req, _ := http.NewRequest("POST", srv.url, strings.NewReader("{}"))
 	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
 	resp, err := rpctest.HTTPClient().Do(req)

@@ -85,7 +85,13 @@ func startProcess(t testing.TB, args ...string) *process {
 // serving, which names the listen address.
 func startBinary(t testing.TB, serving string, args []string, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
+	return startBinaryAt(t, binary(t), serving, args, env...)
+}
+
+// startBinaryAt is startBinary with the binary at path.
+func startBinaryAt(t testing.TB, path, serving string, args []string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(append(os.Environ(), "PPREDEEM_CONFIG="), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

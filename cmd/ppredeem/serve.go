@@ -18,6 +18,7 @@ import (
 	"github.com/ppredeem/ppredeem/config"
 	"github.com/ppredeem/ppredeem/rpc"
 	"github.com/ppredeem/ppredeem/rpc/admin"
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 	"github.com/ppredeem/ppredeem/spend"
 )
 
@@ -25,6 +26,7 @@ var serveSettings = []string{
 	"listen", "admin_listen", "database_url", "data_dir", "keys", "log_format", "log_level",
 	"db_max_conns", "spend_timeout", "spend_batch", "max_body_bytes", "max_batch_requests",
 	"max_token_bytes", "max_bindings", "max_bindings_bytes", "max_header_bytes",
+	"max_inflight_body_bytes", "memory_limit_bytes",
 	"read_header_timeout", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "drain_delay",
 	"max_issue_tokens", "issue_keys", "issue_open", "issue_open_per_hour", "issue_open_burst", "trusted_proxies", "commitment_expiry",
 }
@@ -59,6 +61,7 @@ the process exits; a second SIGTERM or SIGINT during the drain exits at once.`,
 		if err != nil {
 			return err
 		}
+		applyMemoryLimit(cfg, logger)
 		if os.Getenv("GOGC") == "" {
 			// The live heap is a few MB: letting it grow to 5x live before
 			// a collection instead of 2x runs about a quarter as many GC
@@ -124,12 +127,15 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	if err != nil {
 		return err
 	}
+	bodies := httpbody.NewBudget(cfg.MaxInflightBodyBytes) // every endpoint of the main listener
+	m.MustRegister(admin.BodyBudgetCollectors(bodies)...)
 	handler, err := rpc.NewHandler(rpc.Options{
 		Kinds:        kinds,
 		Spender:      store,
 		Ready:        store.Ready,
 		ReadyTimeout: readyTimeout(cfg),
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		Bodies:       bodies,
 		MaxBatch:     cfg.MaxBatchRequests,
 		Logger:       log,
 		Observer:     m,
@@ -138,15 +144,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           m.Instrument(handler),
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	srv := publicServer(cfg, m.Instrument(handler), log)
 	reloads := &reloader{running: cfg, keys: ring.keyIDs(), current: &current, hold: hold, gauges: admin.NewReloadGauges(m), log: log}
 	reloads.gauges.Observe(nil, time.Now()) // the configuration loaded at start
 	adminSrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ppredeem/ppredeem/rpc"
 	"github.com/ppredeem/ppredeem/rpc/client"
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 	"github.com/ppredeem/ppredeem/rpc/rpctest"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/spend/pgtest"
@@ -151,6 +152,28 @@ func TestServerInvalidParams(t *testing.T) {
 	wantKinds(t, err, "ErrInvalidParams")
 	if e := asError(t, err); e.Code != -32602 || e.HTTPStatus != 400 || e.Attempts != 1 {
 		t.Errorf("got code %d, HTTP %d, %d attempts; want -32602, 400, 1", e.Code, e.HTTPStatus, e.Attempts)
+	}
+}
+
+// TestServerBusy: a server without room for the body answers -32050; the
+// client says nothing was spent and does not retry.
+func TestServerBusy(t *testing.T) {
+	bodies := httpbody.NewBudget(64 << 10)
+	s := rpctest.NewServer(t, rpctest.Options{Configure: func(o *rpc.Options) { o.MaxBodyBytes, o.Bodies = 16<<10, bodies }})
+	full, err := bodies.Read(httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat(" ", 64<<10))), 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s.Endpoint, nil)
+	token, tag := mint(t, s.Key, verify.Increment, false, browserBindings)
+	err = c.Redeem(context.Background(), token, tag, browserBindings, nil)
+	wantKinds(t, err, "ErrBusy")
+	if e := asError(t, err); e.Code != -32050 || e.HTTPStatus != 503 || e.Attempts != 1 {
+		t.Errorf("got code %d, HTTP %d, %d attempts; want -32050, 503, 1", e.Code, e.HTTPStatus, e.Attempts)
+	}
+	full.Release()
+	if err := c.Redeem(context.Background(), token, tag, browserBindings, nil); err != nil {
+		t.Fatalf("Redeem once there is room: %v", err)
 	}
 }
 

@@ -32,6 +32,9 @@
 //     (Attempts 0), for arguments the server would refuse: an empty token,
 //     a tag that is not 32 bytes, a binding that is not valid UTF-8, a
 //     method other than "increment" or "swu".
+//   - ErrBusy (-32050, HTTP 503): the server had no room for the request
+//     body and read nothing; definite, nothing was spent. Redeem does not
+//     retry it; the caller may, after the server's Retry-After delay.
 //   - ErrInternal (-32603, HTTP 500) ALSO wraps ErrAmbiguous: the server
 //     answers -32603 for failures that can come after the spent-token store
 //     committed (a lost commit acknowledgement), so the token may be spent.

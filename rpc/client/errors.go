@@ -36,6 +36,11 @@ var (
 	// client. Definite: nothing was spent.
 	ErrInvalidRequest = errors.New("ppredeem client: request refused by the server")
 
+	// ErrBusy: the server had no room for the request body now (-32050,
+	// HTTP 503 with Retry-After): it read nothing and spent nothing.
+	// Definite; the redemption may be tried again after a pause.
+	ErrBusy = errors.New("ppredeem client: server busy, the token was not spent")
+
 	// ErrInternal: the server answered -32603. It may come after the spend
 	// was attempted, so an error that wraps ErrInternal also wraps
 	// ErrAmbiguous.
@@ -186,6 +191,8 @@ func kindsOf(code int) []error {
 		return []error{ErrInvalidParams}
 	case wire.CodeInvalidRequest, wire.CodeMethodNotFound, wire.CodeParse, wire.CodeIssueNotSupported, wire.CodeHTTPMethod:
 		return []error{ErrInvalidRequest}
+	case wire.CodeBusy:
+		return []error{ErrBusy}
 	case wire.CodeInternal:
 		return []error{ErrInternal, ErrAmbiguous}
 	default:

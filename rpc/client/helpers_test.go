@@ -62,6 +62,7 @@ var sentinels = map[string]error{
 	"ErrUnsupportedCurve": client.ErrUnsupportedCurve,
 	"ErrInvalidParams":    client.ErrInvalidParams,
 	"ErrInvalidRequest":   client.ErrInvalidRequest,
+	"ErrBusy":             client.ErrBusy,
 	"ErrInternal":         client.ErrInternal,
 	"ErrAmbiguous":        client.ErrAmbiguous,
 	"ErrNotSent":          client.ErrNotSent,

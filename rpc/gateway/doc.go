@@ -65,9 +65,13 @@
 //	                               (issuance); WWW-Authenticate: Bearer
 //	404 Not found                  no such endpoint
 //	405 Method not allowed         an endpoint with another HTTP method; Allow
+//	503 Service unavailable        no room for the body in the listener's
+//	                               body budget now (Options.Bodies, package
+//	                               rpc/httpbody); nothing was read;
+//	                               Retry-After: 1
 //
 // The checks run in this order: relay token, headers, content type, body
-// size, body shape, members. Upstream failures:
+// size, room for the body, body shape, members. Upstream failures:
 //
 //	the provider's status          an upstream answer in the errors shape,
 //	                               passed through with its body byte for byte

@@ -15,13 +15,9 @@ import (
 
 // createRelay serves POST /relays: forward to POST /api/privacy/v1/relays.
 func (h *Handler) createRelay(w http.ResponseWriter, r *http.Request) error {
-	body, err := readBody(w, r, h.maxBody)
+	o, err := h.readObject(r)
 	if err != nil {
 		return err
-	}
-	o, err := parseObject(body, "the body")
-	if err != nil {
-		return malformed(err)
 	}
 	claimType, err := requiredClaimType(o)
 	if err != nil {
@@ -81,13 +77,9 @@ func (h *Handler) issuePass(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(w, r, h.maxBody)
+	o, err := h.readObject(r)
 	if err != nil {
 		return err
-	}
-	o, err := parseObject(body, "the body")
-	if err != nil {
-		return malformed(err)
 	}
 	claimType, err := requiredClaimType(o)
 	if err != nil {
@@ -162,13 +154,9 @@ func (h *Handler) redeem(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(w, r, h.maxBody)
+	o, err := h.readObject(r)
 	if err != nil {
 		return err
-	}
-	o, err := parseObject(body, "the body")
-	if err != nil {
-		return malformed(err)
 	}
 	pass, ok, err := o.str("privacy-pass-token", "privacyPassToken")
 	switch {

@@ -29,6 +29,9 @@ const (
 	TitleMethodNotAllowed = "Method not allowed"
 	// 500: a fault of the gateway itself (details never say more).
 	TitleInternal = "Internal error"
+	// 503: no room for the request body in the listener's memory budget
+	// now; nothing was read. Retry-After says when to try again.
+	TitleServiceUnavailable = "Service unavailable"
 	// 502: the upstream could not be reached, or answered something the
 	// provider API never answers.
 	TitleNetworkError = "Network error"
@@ -62,6 +65,10 @@ func (r *refusal) Error() string { return "gateway: " + r.title + ": " + r.detai
 func refuse(status int, title, details string) *refusal {
 	return &refusal{status: status, title: title, details: details}
 }
+
+// errBusy refuses a body the listener's body budget has no room for.
+var errBusy = refuse(http.StatusServiceUnavailable, TitleServiceUnavailable,
+	"no room for the request body now; nothing was read; retry after the Retry-After delay")
 
 // upstreamError is a non-2xx answer of the provider, after retries.
 type upstreamError struct {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 )
 
 // Headers of the gateway's API.
@@ -59,6 +62,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds a request body (default 64 KiB).
 	MaxBodyBytes int64
+	// Bodies is the memory budget of request bodies of the listener
+	// (default: one of httpbody.DefaultLimit bytes). MaxBodyBytes must fit
+	// in it (Bodies.Largest()).
+	Bodies *httpbody.Budget
 	// Backoff holds the wait before each retry; its length is the number of
 	// retries. Nil selects DefaultBackoff(); an empty slice disables retries.
 	Backoff []time.Duration
@@ -86,6 +93,7 @@ type Handler struct {
 	up       *upstream
 	timeout  time.Duration
 	maxBody  int64
+	bodies   *httpbody.Budget
 	random   io.Reader
 	log      *slog.Logger
 	metrics  *metrics
@@ -114,6 +122,7 @@ func New(o Options) (*Handler, error) {
 		mux:     http.NewServeMux(),
 		timeout: o.RequestTimeout,
 		maxBody: o.MaxBodyBytes,
+		bodies:  o.Bodies,
 		random:  o.Random,
 		log:     o.Logger,
 		metrics: m,
@@ -124,6 +133,13 @@ func New(o Options) (*Handler, error) {
 	}
 	if h.maxBody == 0 {
 		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.bodies == nil {
+		h.bodies = httpbody.NewBudget(0)
+	}
+	if h.maxBody > h.bodies.Largest() {
+		return nil, fmt.Errorf("gateway: MaxBodyBytes %d does not fit in a body budget of %d bytes (at most %d)",
+			h.maxBody, h.bodies.Limit(), h.bodies.Largest())
 	}
 	if h.random == nil {
 		h.random = rand.Reader
@@ -208,6 +224,9 @@ func (h *Handler) endpoint(name string, fn endpointFunc) http.Handler {
 			}
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", "Bearer")
+			}
+			if errors.Is(err, errBusy) {
+				w.Header().Set("Retry-After", strconv.Itoa(int(httpbody.RetryAfter.Seconds())))
 			}
 			writeJSON(w, status, body)
 		}

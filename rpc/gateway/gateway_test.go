@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ppredeem/ppredeem/rpc/gateway"
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 )
 
 // syncBuffer is a log sink safe for the handler's goroutines.
@@ -1124,5 +1125,33 @@ func TestUpstreamBasePath(t *testing.T) {
 	r := serveDirect(h, http.MethodPost, "/relays", nil, `{"claim-type":"`+claimType+`"}`)
 	if r.status != http.StatusOK || p.count(routeRelays) != 1 {
 		t.Fatalf("HTTP %d %s", r.status, r.body)
+	}
+}
+
+// TestBodyBudget: with no room for the body in the listener's budget, a
+// request is refused at once with 503 "Service unavailable" and
+// Retry-After, without reading it or calling the upstream; once room is
+// back the same request goes through.
+func TestBodyBudget(t *testing.T) {
+	bodies := httpbody.NewBudget(64 << 10)
+	e := newEnv(t, func(_ *env, o *gateway.Options) { o.MaxBodyBytes, o.Bodies = 1024, bodies })
+	full, err := bodies.Read(httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat(" ", 64<<10))), 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := serveDirect(e.h, http.MethodPost, "/relays", nil, `{"claim-type":"`+claimType+`"}`)
+	if r.status != 503 || r.title(t) != gateway.TitleServiceUnavailable || r.header.Get("Retry-After") != "1" || e.p.total() != 0 {
+		t.Fatalf("no room: HTTP %d %s Retry-After %q, %d upstream calls", r.status, r.body, r.header.Get("Retry-After"), e.p.total())
+	}
+	full.Release()
+	if r := serveDirect(e.h, http.MethodPost, "/relays", nil, `{"claim-type":"`+claimType+`"}`); r.status != 200 {
+		t.Fatalf("once there is room: HTTP %d %s", r.status, r.body)
+	}
+	if bodies.InUse() != 0 {
+		t.Fatalf("%d bytes still charged", bodies.InUse())
+	}
+	// A body limit the budget could never take is refused at once.
+	if _, err := gateway.New(gateway.Options{Upstream: "http://h", MaxBodyBytes: 1 << 20, Bodies: httpbody.NewBudget(1 << 20)}); err == nil {
+		t.Fatal("MaxBodyBytes over Bodies.Largest() accepted")
 	}
 }

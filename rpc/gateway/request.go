@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/ppredeem/ppredeem/rpc/httpbody"
 )
 
 // Bounds of the values the gateway copies into upstream requests. They are
@@ -20,24 +21,36 @@ const (
 	maxAPIKeyLen      = 512
 )
 
-// readBody reads a request body of at most max bytes, after checking its
-// content type: application/json, with any parameters, or none given.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+// readObject reads the request body, after checking its content type
+// (application/json, with any parameters, or none given), and decodes it
+// as a JSON object. The body is read whole under the listener's body
+// budget, at most h.maxBody bytes, and given back once decoded: the
+// object's members are copies.
+func (h *Handler) readObject(r *http.Request) (object, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return nil, refuse(http.StatusBadRequest, TitleUnsupportedContentType, "the body must be application/json")
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := h.bodies.Read(r, h.maxBody)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, refuse(http.StatusBadRequest, TitleBodyTooLarge, fmt.Sprintf("the body is larger than the limit of %d bytes", max))
+		var tooBig *httpbody.TooLargeError
+		switch {
+		case errors.Is(err, httpbody.ErrBusy):
+			return nil, errBusy
+		case errors.As(err, &tooBig):
+			return nil, refuse(http.StatusBadRequest, TitleBodyTooLarge, fmt.Sprintf("the body is larger than the limit of %d bytes", h.maxBody))
+		default:
+			return nil, refuse(http.StatusBadRequest, TitleMalformedBody, "the body could not be read")
 		}
-		return nil, refuse(http.StatusBadRequest, TitleMalformedBody, "the body could not be read")
 	}
-	return body, nil
+	defer body.Release()
+	o, err := parseObject(body.Bytes(), "the body")
+	if err != nil {
+		return nil, malformed(err)
+	}
+	return o, nil
 }
 
 // object is the members of a JSON object, under their exact names.

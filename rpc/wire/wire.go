@@ -40,6 +40,7 @@ const (
 	CodeRateLimited       = -32035 // POST /api/issue: open issuance, the client address is over its rate (HTTP 429)
 	CodeIssueNotSupported = -32040 // the JSON-RPC method "issue" was called: issuance is POST /api/issue
 	CodeHTTPMethod        = -32041 // the HTTP method is not POST
+	CodeBusy              = -32050 // no room for the request body now (HTTP 503, Retry-After): nothing was read or spent; retry later
 	CodeInvalidRequest    = -32600 // not a JSON-RPC 2.0 request this server takes
 	CodeMethodNotFound    = -32601 // no such JSON-RPC method
 	CodeInvalidParams     = -32602 // the params are malformed
