@@ -34,10 +34,14 @@ const (
 // newProvider opens dsn and returns a goose provider for the embedded migrations; the caller
 // closes it (which closes the database handle).
 func newProvider(dsn string) (*goose.Provider, error) {
-	cc, err := pgx.ParseConfig(dsn)
+	// The server's DSN may carry pgxpool's settings (pool_max_conns...): parsed as a pool's,
+	// they are checked and kept off the connection, where PostgreSQL would refuse them as
+	// unknown parameters.
+	pc, _, err := parsePoolDSN(dsn)
 	if err != nil {
-		return nil, errors.New("spend: cannot parse the PostgreSQL DSN") // may quote a password
+		return nil, err
 	}
+	cc := pc.ConnConfig
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = migrateConnectTimeout
 	}
