@@ -10,7 +10,11 @@
 // One exception: a command may drop a prefix from its own flags
 // (BindRenamed): `ppredeem gateway --listen` is gateway_listen.
 //
-// Precedence is flag, then environment, then config file, then the default.
+// Precedence is flag, then environment, then config file, then the default;
+// Config.IsSet tells a setting given by any of the first three from one left
+// at its default. A relative path in the config file (a setting of kind Path
+// or Paths, such as keys and data_dir) is relative to the file's directory;
+// from a flag or the environment it stays relative to the working directory.
 // The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
 // extension) is decoded strictly: a key this package does not know is an
 // error, so a typo never silently falls back to a default; a duration needs a
@@ -27,6 +31,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -77,9 +82,13 @@ type Config struct {
 	DrainDelay        time.Duration `mapstructure:"drain_delay"`
 
 	Gateway Gateway `mapstructure:",squash"` // the gateway_* settings (gateway.go)
+
+	given map[string]bool // the settings given by a flag, the environment or the config file
 }
 
 // Setting describes one setting: its config-file key, default and meaning.
+// The default's type is the setting's kind: string, []string, int, int64,
+// time.Duration, Path (a file or directory) or Paths (a list of them).
 type Setting struct {
 	Key     string
 	Default any
@@ -97,8 +106,8 @@ var settings = []Setting{
 	{"listen", "127.0.0.1:8080", "address of the JSON-RPC listener (POST /api/redeem, /healthz, /readyz)"},
 	{"admin_listen", "", "address of the admin listener (/metrics, /debug/pprof); empty disables it"},
 	{"database_url", "", "Postgres DSN for spent tokens; empty uses the embedded store in data_dir"},
-	{"data_dir", "./data", "directory of the embedded spent-token store (used when database_url is empty)"},
-	{"keys", []string{}, "PEM files holding the redemption keys (comma-separated)"},
+	{"data_dir", Path("./data"), "directory of the embedded spent-token store (used when database_url is empty)"},
+	{"keys", Paths{}, "PEM files holding the redemption keys (comma-separated)"},
 	{"log_format", "text", "log format: text or json"},
 	{"log_level", "info", "log level: debug, info, warn or error"},
 	{"db_max_conns", 16, "most Postgres connections in the pool"},
@@ -134,8 +143,9 @@ func lookup(key string) (Setting, bool) {
 
 // Loader binds flags, environment and config file for one command.
 type Loader struct {
-	v     *viper.Viper
-	flags *pflag.FlagSet
+	v         *viper.Viper
+	flags     *pflag.FlagSet
+	flagNames map[string]string // setting key → its flag on this command
 }
 
 // Bind registers on flags a flag for each of the named settings and a
@@ -159,8 +169,9 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 		}
 	}
 	v := viper.New()
+	flagNames := map[string]string{}
 	for _, s := range settings {
-		v.SetDefault(s.Key, s.Default)
+		v.SetDefault(s.Key, plainDefault(s.Default))
 		if err := v.BindEnv(s.Key, s.Env()); err != nil {
 			panic(err)
 		}
@@ -178,7 +189,11 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 		switch d := s.Default.(type) {
 		case string:
 			flags.String(name, d, usage)
+		case Path:
+			flags.String(name, string(d), usage)
 		case []string:
+			flags.StringSlice(name, d, usage)
+		case Paths:
 			flags.StringSlice(name, d, usage)
 		case int:
 			flags.Int(name, d, usage)
@@ -192,9 +207,10 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 		if err := v.BindPFlag(s.Key, flags.Lookup(name)); err != nil {
 			panic(err)
 		}
+		flagNames[s.Key] = name
 	}
 	flags.String("config", "", "config file (YAML, TOML or JSON; env "+EnvPrefix+"CONFIG)")
-	return &Loader{v: v, flags: flags}
+	return &Loader{v: v, flags: flags, flagNames: flagNames}
 }
 
 // Load reads the config file if one is named, then decodes every setting.
@@ -209,6 +225,7 @@ func (l *Loader) Load() (*Config, error) {
 		if err := l.v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
+		l.resolvePaths(filepath.Dir(path))
 	}
 	var c Config
 	// viper's default hooks minus its duration hook, which lets a bare number through.
@@ -220,6 +237,7 @@ func (l *Loader) Load() (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.Keys = splitList(c.Keys)
+	c.given = l.given()
 	return &c, nil
 }
 

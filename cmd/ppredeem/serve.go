@@ -166,9 +166,13 @@ func reloadKeys(ctx context.Context, cfg *config.Config, store spend.Store, curr
 // size of every spend batch.
 func openStore(ctx context.Context, cfg *config.Config, onBatch func(int)) (spend.Store, error) {
 	if cfg.DatabaseURL != "" {
+		var maxConns int32 // 0: the DSN's pool_max_conns, else spend's default
+		if cfg.IsSet("db_max_conns") {
+			maxConns = int32(cfg.DBMaxConns)
+		}
 		pg, err := spend.OpenPostgres(ctx, spend.PostgresConfig{
 			DSN:          cfg.DatabaseURL,
-			MaxConns:     int32(cfg.DBMaxConns),
+			MaxConns:     maxConns,
 			SpendTimeout: cfg.SpendTimeout,
 			BatchMax:     cfg.SpendBatch,
 			OnBatch:      onBatch,
