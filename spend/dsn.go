@@ -36,7 +36,6 @@ func parsePoolDSN(dsn string) (cfg *pgxpool.Config, maxConnsGiven bool, err erro
 	return cfg, maxConnsGiven, nil
 }
 
-
 // quoted is a quoted value in a parse error's reason.
 var quoted = regexp.MustCompile(`"[^"]*"`)
 
