@@ -47,8 +47,7 @@ var quoted = regexp.MustCompile(`"[^"]*"`)
 // too when the DSN holds a password.
 func badDSN(dsn string, err error) error {
 	reason := "it is neither a postgres:// URL nor keyword/value settings"
-	var pe *pgconn.ParseConfigError
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*pgconn.ParseConfigError](err); ok {
 		bare := *pe
 		bare.ConnString = ""
 		reason = strings.TrimPrefix(bare.Error(), "cannot parse ``: ")

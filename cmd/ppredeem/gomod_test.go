@@ -13,10 +13,11 @@ import (
 )
 
 // ownGoFloor is the newest Go release whose language or standard library
-// this module's own code uses: sync.WaitGroup.Go (Go 1.25) in rpc and
-// cmd/internal/loadgen. go vet's stdversion analyzer reports any use of a
-// newer standard-library API than the go directive allows.
-const ownGoFloor = "1.25.0"
+// this module's own code uses: errors.AsType (Go 1.26) in spend; before
+// it, sync.WaitGroup.Go (Go 1.25) in rpc and cmd/internal/loadgen. go
+// vet's stdversion analyzer reports any use of a newer standard-library
+// API than the go directive allows.
+const ownGoFloor = "1.26.0"
 
 // TestGoDirectiveIsTheLowestNeeded: go.mod's go directive is the lowest Go
 // version the module needs — the newest of its own floor and its
