@@ -66,6 +66,7 @@ process exits.`,
 		defer release()
 		return runGateway(cmd.Context(), cfg, logger, lc)
 	}
+	logErrors(cmd, loader)
 	return cmd
 }
 

@@ -64,6 +64,7 @@ the process exits; a second SIGTERM or SIGINT during the drain exits at once.`,
 		defer release()
 		return runServer(cmd.Context(), cfg, logger, lc)
 	}
+	logErrors(cmd, loader)
 	return cmd
 }
 
