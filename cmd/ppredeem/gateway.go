@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppredeem/ppredeem/config"
+	"github.com/ppredeem/ppredeem/rpc/admin"
 	"github.com/ppredeem/ppredeem/rpc/gateway"
 )
 
@@ -75,7 +76,9 @@ process exits.`,
 func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lifecycle) error {
 	g := cfg.Gateway
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := currentBuild()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		admin.NewBuildInfo(build.Version, build.Revision, build.GoVersion))
 	handler, err := gateway.New(gateway.Options{
 		Upstream:       g.Upstream,
 		RequestTimeout: g.RequestTimeout,
@@ -104,7 +107,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, lc li
 	}
 	// The upstream URL holds no credentials (ValidateGateway refuses them).
 	log.Info("ppredeem gateway serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
-		"upstream", g.Upstream)
+		"upstream", g.Upstream, "version", build.Version, "revision", build.Revision)
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,

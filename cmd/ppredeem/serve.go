@@ -91,6 +91,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		return err
 	}
 	m := admin.NewMetrics()
+	build := currentBuild()
+	m.MustRegister(admin.NewBuildInfo(build.Version, build.Revision, build.GoVersion))
 	store, err := openStore(ctx, cfg, m.ObserveBatch)
 	if err != nil {
 		return err
@@ -135,7 +137,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		return err
 	}
 	log.Info("ppredeem serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
-		"store", storeName(cfg), "keys", ring.keyIDs())
+		"store", storeName(cfg), "keys", ring.keyIDs(), "version", build.Version, "revision", build.Revision)
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,
