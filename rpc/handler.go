@@ -38,6 +38,10 @@ type Options struct {
 	Spender Spender
 	// Ready reports whether the spent-token store is reachable (GET /readyz).
 	Ready func(context.Context) error
+	// Warnings, if set, lists what an operator should know about the
+	// configuration (e.g. that it serves a public test key); /readyz shows
+	// them beside its status and they never change its status code.
+	Warnings func() []string
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// MaxBatch bounds the requests in one JSON-RPC batch (default 100).
@@ -69,6 +73,7 @@ type Handler struct {
 	kinds    map[string]func() KeySet // by JSON-RPC method
 	spender  Spender
 	ready    func(context.Context) error
+	warnings func() []string
 	maxBody  int64
 	maxBatch int
 	log      *slog.Logger
@@ -97,6 +102,7 @@ func NewHandler(o Options) (*Handler, error) {
 		kinds:    make(map[string]func() KeySet, len(o.Kinds)),
 		spender:  o.Spender,
 		ready:    o.Ready,
+		warnings: o.Warnings,
 		maxBody:  o.MaxBodyBytes,
 		maxBatch: o.MaxBatch,
 		log:      o.Logger,
@@ -207,7 +213,7 @@ func serveHealth(w http.ResponseWriter, _ *http.Request) {
 
 func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
 	status := func(code int, s string) {
-		writeJSON(w, code, []byte(`{"status":"`+s+`"}`+"\n"))
+		writeJSON(w, code, readyBody(s, h.warnings))
 	}
 	if h.draining.Load() {
 		status(http.StatusServiceUnavailable, "shutting down")

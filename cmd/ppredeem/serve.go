@@ -114,6 +114,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		Kinds:        kinds,
 		Spender:      store,
 		Ready:        store.Ping,
+		Warnings:     func() []string { return keyWarnings(current.Load().keyIDs()) },
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxBatch:     cfg.MaxBatchRequests,
 		Logger:       log,
@@ -138,6 +139,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	}
 	log.Info("ppredeem serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
 		"store", storeName(cfg), "keys", ring.keyIDs(), "version", build.Version, "revision", build.Revision)
+	warnAboutKeys(log, ring.keyIDs())
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,
@@ -162,6 +164,7 @@ func reloadKeys(ctx context.Context, cfg *config.Config, store spend.Store, curr
 	}
 	current.Store(&ring)
 	log.Info("keys reloaded", "keys", ring.keyIDs())
+	warnAboutKeys(log, ring.keyIDs())
 	return nil
 }
 
