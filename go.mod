@@ -1,6 +1,6 @@
 module github.com/ppredeem/ppredeem
 
-go 1.26.8
+go 1.26.0
 
 require (
 	filippo.io/bigmod v0.1.0
@@ -46,6 +46,7 @@ require (
 	github.com/spf13/cast v1.10.0 // indirect
 	github.com/subosito/gotenv v1.6.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
+	github.com/yuin/goldmark v1.8.7 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect

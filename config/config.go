@@ -10,7 +10,11 @@
 // One exception: a command may drop a prefix from its own flags
 // (BindRenamed): `ppredeem gateway --listen` is gateway_listen.
 //
-// Precedence is flag, then environment, then config file, then the default.
+// Precedence is flag, then environment, then config file, then the default;
+// Config.IsSet tells a setting given by any of the first three from one left
+// at its default. A relative path in the config file (a setting of kind Path
+// or Paths, such as keys and data_dir) is relative to the file's directory;
+// from a flag or the environment it stays relative to the working directory.
 // The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
 // extension) is decoded strictly: a key this package does not know is an
 // error, so a typo never silently falls back to a default; a duration needs a
@@ -31,6 +35,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -89,9 +94,13 @@ type Config struct {
 	// loader made this Config (nil for one built by hand): Reload loads
 	// again from the same sources (reload.go).
 	loader *Loader
+
+	given map[string]bool // the settings given by a flag, the environment or the config file
 }
 
 // Setting describes one setting: its config-file key, default and meaning.
+// The default's type is the setting's kind: string, []string, int, int64,
+// time.Duration, Path (a file or directory) or Paths (a list of them).
 type Setting struct {
 	Key     string
 	Default any
@@ -109,8 +118,8 @@ var settings = []Setting{
 	{"listen", "127.0.0.1:8080", "address of the JSON-RPC listener (POST /api/redeem, /healthz, /readyz)"},
 	{"admin_listen", "", "address of the admin listener (/metrics, /debug/pprof); empty disables it"},
 	{"database_url", "", "Postgres DSN for spent tokens; empty uses the embedded store in data_dir"},
-	{"data_dir", "./data", "directory of the embedded spent-token store (used when database_url is empty)"},
-	{"keys", []string{}, "PEM files holding the redemption keys (comma-separated)"},
+	{"data_dir", Path("./data"), "directory of the embedded spent-token store (used when database_url is empty)"},
+	{"keys", Paths{}, "PEM files holding the redemption keys (comma-separated)"},
 	{"log_format", "text", "log format: text or json"},
 	{"log_level", "info", "log level: debug, info, warn or error"},
 	{"db_max_conns", 16, "most Postgres connections in the pool"},
@@ -196,7 +205,11 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 			flags.String(name, d, usage)
 		case bool:
 			flags.Bool(name, d, usage)
+		case Path:
+			flags.String(name, string(d), usage)
 		case []string:
+			flags.StringSlice(name, d, usage)
+		case Paths:
 			flags.StringSlice(name, d, usage)
 		case int:
 			flags.Int(name, d, usage)
@@ -218,7 +231,7 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 func newLoader(flags *pflag.FlagSet, bound map[string]string) *Loader {
 	v := viper.New()
 	for _, s := range settings {
-		v.SetDefault(s.Key, s.Default)
+		v.SetDefault(s.Key, plainDefault(s.Default))
 		if err := v.BindEnv(s.Key, s.Env()); err != nil {
 			panic(err)
 		}
@@ -243,6 +256,7 @@ func (l *Loader) Load() (*Config, error) {
 		if err := l.v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
+		l.resolvePaths(filepath.Dir(path))
 	}
 	var c Config
 	// viper's default hooks minus its duration hook, which lets a bare number through.
@@ -256,6 +270,7 @@ func (l *Loader) Load() (*Config, error) {
 	c.Keys = splitList(c.Keys)
 	c.loader = l
 	c.Issue.Keys, c.Issue.TrustedProxies = splitList(c.Issue.Keys), splitList(c.Issue.TrustedProxies)
+	c.given = l.given()
 	return &c, nil
 }
 

@@ -61,7 +61,8 @@ func TestPrecedenceFlagEnvFile(t *testing.T) {
 	if c.Listen != "127.0.0.1:1001" || c.DatabaseURL != "postgres://file" || c.SpendTimeout != 7*time.Second {
 		t.Fatalf("file values not applied: %+v", c)
 	}
-	if strings.Join(c.Keys, "|") != "f1.pem|f2.pem" {
+	// Relative to the file's directory (TestPathsInConfigFile).
+	if dir := filepath.Dir(file); strings.Join(c.Keys, "|") != filepath.Join(dir, "f1.pem")+"|"+filepath.Join(dir, "f2.pem") {
 		t.Fatalf("keys from file = %q", c.Keys)
 	}
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"testing"
@@ -34,6 +35,12 @@ func TestExampleFileListsEverySettingWithItsDefault(t *testing.T) {
 		t.Fatalf("keys: file %q, default %q", fromFile.Keys, defaults.Keys)
 	}
 	fromFile.Keys, defaults.Keys = nil, nil
+	// The file's data_dir is relative to the file's directory.
+	if want := filepath.Join(filepath.Dir(path), "data"); fromFile.DataDir != want {
+		t.Errorf("data_dir from the example file is %q, want %q", fromFile.DataDir, want)
+	}
+	fromFile.DataDir = defaults.DataDir
+	fromFile.given, defaults.given = nil, nil
 	fromFile.loader, defaults.loader = nil, nil // where each came from
 	if !reflect.DeepEqual(fromFile, defaults) {
 		t.Fatalf("the example file's values differ from the defaults:\nfile:     %+v\ndefaults: %+v", *fromFile, *defaults)

@@ -13,3 +13,8 @@ func (c *Config) SlogLevel() (slog.Level, error) {
 	}
 	return l, nil
 }
+
+// LogFormat is the log_format setting as far as l knows it, even when
+// Load failed: from a flag, the environment, and the config file once it
+// was read. An error that stops a command is reported in this format.
+func (l *Loader) LogFormat() string { return l.v.GetString("log_format") }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -30,7 +31,8 @@ func TestReloadRereadsTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(second.Keys, []string{"a.pem", "b.pem"}) || second.SpendBatch != 256 || second.DataDir != "/flag" {
+	dir := filepath.Dir(file) // the file's relative paths are relative to it
+	if !slices.Equal(second.Keys, []string{filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")}) || second.SpendBatch != 256 || second.DataDir != "/flag" {
 		t.Fatalf("reloaded: keys %q, spend_batch %d (want the default 256), data_dir %q (the flag wins)", second.Keys, second.SpendBatch, second.DataDir)
 	}
 	keys := []string{"listen", "admin_listen", "keys", "spend_batch", "data_dir"}

@@ -46,6 +46,10 @@ type Options struct {
 	// (default DefaultReadyTimeout). Give it more than the store's own
 	// probe needs, or a slow probe is cut short and reported as a failure.
 	ReadyTimeout time.Duration
+	// Warnings, if set, lists what an operator should know about the
+	// configuration (e.g. that it serves a public test key); /readyz shows
+	// them beside its status and they never change its status code.
+	Warnings func() []string
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
 	// Bodies is the memory budget of request bodies, shared with every
@@ -85,6 +89,7 @@ type Handler struct {
 	kinds    map[string]func() KeySet // by JSON-RPC method
 	spender  Spender
 	ready    func(context.Context) error
+	warnings func() []string
 	maxBody  int64
 	bodies   *httpbody.Budget
 	maxBatch int
@@ -115,6 +120,7 @@ func NewHandler(o Options) (*Handler, error) {
 		kinds:    make(map[string]func() KeySet, len(o.Kinds)),
 		spender:  o.Spender,
 		ready:    o.Ready,
+		warnings: o.Warnings,
 		maxBody:  o.MaxBodyBytes,
 		bodies:   o.Bodies,
 		maxBatch: o.MaxBatch,
@@ -241,7 +247,7 @@ func serveHealth(w http.ResponseWriter, _ *http.Request) {
 
 func (h *Handler) serveReady(w http.ResponseWriter, r *http.Request) {
 	status := func(code int, s string) {
-		writeJSON(w, code, []byte(`{"status":"`+s+`"}`+"\n"))
+		writeJSON(w, code, readyBody(s, h.warnings))
 	}
 	if h.draining.Load() {
 		status(http.StatusServiceUnavailable, "shutting down")

@@ -60,7 +60,10 @@
 // rows). A spend under a key without a partition is refused by PostgreSQL itself (SQLSTATE
 // 23514) and reported as ErrUnknownKey. The schema is changed only by MigrateUp (goose, under
 // a session advisory lock); the server calls CheckSchema and refuses to start when it gets
-// ErrSchemaBehind. OpenPostgres does not connect: the pool connects on demand, reconnects by
+// ErrSchemaBehind. OpenPostgres parses the DSN (a DSN that does not parse is ErrBadDSN, whose
+// message gives the reason but never the DSN, which may hold a password) and sizes the pool by
+// PostgresConfig.MaxConns, else the DSN's pool_max_conns, else 16; MigrateUp accepts the same
+// DSN, pool settings included. OpenPostgres does not connect: the pool connects on demand, reconnects by
 // itself after an outage, and discards broken connections (pgconn closes a connection on a
 // fatal error, and connections idle over a second are pinged before reuse). While the
 // database is unreachable, Spend fails within AcquireTimeout (2s by default) or SpendTimeout.

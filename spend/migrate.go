@@ -34,10 +34,14 @@ const (
 // newProvider opens dsn and returns a goose provider for the embedded migrations; the caller
 // closes it (which closes the database handle).
 func newProvider(dsn string) (*goose.Provider, error) {
-	cc, err := pgx.ParseConfig(dsn)
+	// The server's DSN may carry pgxpool's settings (pool_max_conns...): parsed as a pool's,
+	// they are checked and kept off the connection, where PostgreSQL would refuse them as
+	// unknown parameters.
+	pc, _, err := parsePoolDSN(dsn)
 	if err != nil {
-		return nil, errors.New("spend: cannot parse the PostgreSQL DSN") // may quote a password
+		return nil, err
 	}
+	cc := pc.ConnConfig
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = migrateConnectTimeout
 	}
@@ -58,18 +62,56 @@ func newProvider(dsn string) (*goose.Provider, error) {
 	return p, nil
 }
 
+// Migration is one embedded migration that ApplyMigrations applied or RollBackMigration
+// rolled back.
+type Migration struct {
+	Version int64
+	File    string // in package migrations, e.g. 00001_spent_tokens.sql
+}
+
+func (m Migration) String() string { return fmt.Sprintf("%s (version %d)", m.File, m.Version) }
+
+func migrationsOf(results []*goose.MigrationResult) []Migration {
+	var ms []Migration
+	for _, r := range results {
+		if r != nil && r.Source != nil {
+			ms = append(ms, Migration{Version: r.Source.Version, File: r.Source.Path})
+		}
+	}
+	return ms
+}
+
 // MigrateUp applies every pending migration. Running it again, or from two processes at once,
 // is safe: the advisory lock serialises them and applied versions are skipped.
-func MigrateUp(ctx context.Context, dsn string) (err error) {
+func MigrateUp(ctx context.Context, dsn string) error {
+	_, _, err := ApplyMigrations(ctx, dsn)
+	return err
+}
+
+// ApplyMigrations is MigrateUp that tells what it did: the migrations it applied, in order
+// (none when the schema was up to date), and the schema version after them. When one fails,
+// the error names it and applied lists those applied before it, which stay applied.
+func ApplyMigrations(ctx context.Context, dsn string) (applied []Migration, version int64, err error) {
 	p, err := newProvider(dsn)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer func() { err = errors.Join(err, closeProvider(p)) }()
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("spend: migrate up: %w", err)
+	results, err := p.Up(ctx)
+	if err != nil {
+		if partial, ok := errors.AsType[*goose.PartialError](err); ok {
+			applied = migrationsOf(partial.Applied)
+			if partial.Failed != nil && partial.Failed.Source != nil {
+				failed := migrationsOf([]*goose.MigrationResult{partial.Failed})[0]
+				return applied, 0, fmt.Errorf("spend: migrate up: %s failed: %w", failed, partial.Err)
+			}
+		}
+		return applied, 0, fmt.Errorf("spend: migrate up: %w", err)
 	}
-	return nil
+	if version, err = p.GetDBVersion(ctx); err != nil {
+		return migrationsOf(results), 0, fmt.Errorf("spend: migrate up: read the schema version: %w", err)
+	}
+	return migrationsOf(results), version, nil
 }
 
 // migrateUpTo applies the pending migrations up to version.
@@ -87,19 +129,34 @@ func migrateUpTo(ctx context.Context, dsn string, version int64) (err error) {
 
 // MigrateDown rolls back the most recently applied migration (one step). With nothing
 // applied it returns an error.
-func MigrateDown(ctx context.Context, dsn string) (err error) {
+func MigrateDown(ctx context.Context, dsn string) error {
+	_, _, err := RollBackMigration(ctx, dsn)
+	return err
+}
+
+// RollBackMigration is MigrateDown that tells what it did: the migration it rolled back and
+// the schema version after.
+func RollBackMigration(ctx context.Context, dsn string) (rolledBack Migration, version int64, err error) {
 	p, err := newProvider(dsn)
 	if err != nil {
-		return err
+		return Migration{}, 0, err
 	}
 	defer func() { err = errors.Join(err, closeProvider(p)) }()
-	if _, err := p.Down(ctx); err != nil {
+	result, err := p.Down(ctx)
+	if err != nil {
 		if errors.Is(err, goose.ErrNoNextVersion) {
-			return errors.New("spend: migrate down: no applied migration to roll back")
+			return Migration{}, 0, errors.New("spend: migrate down: no applied migration to roll back")
 		}
-		return fmt.Errorf("spend: migrate down: %w", err)
+		return Migration{}, 0, fmt.Errorf("spend: migrate down: %w", err)
 	}
-	return nil
+	ms := migrationsOf([]*goose.MigrationResult{result})
+	if len(ms) == 1 {
+		rolledBack = ms[0]
+	}
+	if version, err = p.GetDBVersion(ctx); err != nil {
+		return rolledBack, 0, fmt.Errorf("spend: migrate down: read the schema version: %w", err)
+	}
+	return rolledBack, version, nil
 }
 
 // MigrateStatus writes one line per embedded migration (applied with its time, or pending)

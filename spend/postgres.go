@@ -20,7 +20,7 @@ import (
 // PostgresConfig configures OpenPostgres. Zero values select the defaults.
 type PostgresConfig struct {
 	DSN            string        // libpq URL or keyword/value string
-	MaxConns       int32         // 0 → 16
+	MaxConns       int32         // 0 → the DSN's pool_max_conns, else 16
 	SpendTimeout   time.Duration // 0 → 5s: each spend's own deadline, independent of the caller
 	BatchMax       int           // 0 → 256: most tokens in one INSERT
 	AcquireTimeout time.Duration // 0 → 2s: connecting / acquiring a connection fails after this
@@ -105,17 +105,21 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if cfg.MaxConns < 0 || cfg.SpendTimeout < 0 || cfg.BatchMax < 0 || cfg.AcquireTimeout < 0 || cfg.FlushWorkers < 0 {
 		return nil, errors.New("spend: negative PostgresConfig value")
 	}
-	maxConns := cmp.Or(cfg.MaxConns, defaultPGMaxConns)
 	spendTimeout := cmp.Or(cfg.SpendTimeout, defaultSpendTimeout)
 	batchMax := cmp.Or(cfg.BatchMax, defaultPGBatchMax)
 	acquireTimeout := cmp.Or(cfg.AcquireTimeout, defaultAcquireTimeout)
 
-	pc, err := pgxpool.ParseConfig(cfg.DSN)
+	pc, dsnMaxConns, err := parsePoolDSN(cfg.DSN)
 	if err != nil {
-		// The parse error quotes the DSN, which may hold a password: do not pass it on.
-		return nil, errors.New("spend: cannot parse the PostgreSQL DSN")
+		return nil, err // ErrBadDSN: says why without quoting the DSN
 	}
-	pc.MaxConns = maxConns
+	switch {
+	case cfg.MaxConns > 0:
+		pc.MaxConns = cfg.MaxConns
+	case !dsnMaxConns:
+		pc.MaxConns = defaultPGMaxConns
+	}
+	maxConns := pc.MaxConns
 	pc.MinConns = 0
 	// Idle connections are pinged before use after 1s idle (pgxpool default) and checked
 	// every pgHealthCheckPeriod; a connection that hit a fatal error is closed by pgconn and

@@ -145,7 +145,7 @@ func TestMutations(t *testing.T) {
 		{name: "digest without tag", file: "Dockerfile", old: distroless, new: "gcr.io/distroless/static-debian13@sha256:e2e927ec666bae08560abb3c55d0659eceabb657f56b6782ab500a9fc7f555e3\n", rule: "base-pinned"},
 		{name: "unsupported release", file: "Dockerfile", old: "static-debian13:nonroot@", new: "static-debian12:nonroot@", rule: "base-supported", text: "debian12 left security support on 2026-06-10"},
 		{name: "unknown release", file: "Dockerfile", old: "golang:1.26.8-trixie@", new: "golang:1.26.8-alpine@", rule: "base-supported", text: "cannot tell"},
-		{name: "old builder", file: "Dockerfile", old: "golang:1.26.8-trixie@", new: "golang:1.26.0-trixie@", rule: "builder-go", text: "older than go.mod"},
+		{name: "old builder", file: "Dockerfile", old: "golang:1.26.8-trixie@", new: "golang:1.25.9-trixie@", rule: "builder-go", text: "older than go.mod"},
 		{name: "no volume", file: "Dockerfile", old: "VOLUME /data\n", new: "", rule: "volume", text: "is not a VOLUME"},
 		{name: "no revision label", file: "Dockerfile", old: "      org.opencontainers.image.revision=\"${REVISION}\" \\\n", new: "", rule: "labels", text: "revision"},
 		{name: "version label without ARG", file: "Dockerfile", old: "ARG VERSION=dev\nARG REVISION=\nLABEL", new: "ARG REVISION=\nLABEL", rule: "labels", text: "declares no ARG VERSION"},

@@ -69,6 +69,7 @@ process exits.`,
 		defer release()
 		return runGateway(cmd.Context(), cfg, logger, lc)
 	}
+	logErrors(cmd, loader)
 	return cmd
 }
 
@@ -77,7 +78,9 @@ process exits.`,
 func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lifecycle) error {
 	g := cfg.Gateway
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := currentBuild()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		admin.NewBuildInfo(build.Version, build.Revision, build.GoVersion))
 	bodies := httpbody.NewBudget(cfg.MaxInflightBodyBytes)
 	reg.MustRegister(admin.BodyBudgetCollectors(bodies)...)
 	handler, err := gateway.New(gateway.Options{
@@ -101,7 +104,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger, lc li
 	}
 	// The upstream URL holds no credentials (ValidateGateway refuses them).
 	log.Info("ppredeem gateway serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
-		"upstream", g.Upstream)
+		"upstream", g.Upstream, "version", build.Version, "revision", build.Revision)
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,

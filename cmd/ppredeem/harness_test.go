@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,3 +211,35 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// metricsText is what the admin listener at admin serves on /metrics.
+func metricsText(t testing.TB, admin string) string {
+	t.Helper()
+	resp, err := rpctest.HTTPClient().Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// metric is the value of the unlabelled metric name on the admin listener
+// at admin; the test fails when /metrics has no such line.
+func metric(t testing.TB, admin, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(metricsText(t, admin)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
+}

@@ -53,20 +53,6 @@ func issueTokens(t *testing.T, srv *testServer, key string, n int, form bool) ([
 	return nil, nil
 }
 
-func metricsText(t *testing.T, srv *testServer) string {
-	t.Helper()
-	resp, err := rpctest.HTTPClient().Get(srv.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw)
-}
-
 // storeUsage reads the usage counters of a stopped server's store.
 func storeUsage(t *testing.T, storeArgs []string) map[string]int64 {
 	t.Helper()
@@ -145,7 +131,7 @@ func TestIssuance(t *testing.T) {
 			t.Fatalf("without a key: %v %s", err, a.Body)
 		}
 
-		metrics := metricsText(t, srv)
+		metrics := metricsText(t, srv.admin)
 		for _, w := range []string{
 			`ppredeem_issued_tokens_total{attester="alice"} 13`,
 			`ppredeem_issue_requests_total{outcome="success"} 2`,
@@ -182,7 +168,7 @@ func TestOpenIssuance(t *testing.T) {
 	if err != nil || a.Status != 429 || a.Error == nil || a.Error.Code != -32035 || a.Header.Get("Retry-After") != "1800" {
 		t.Fatalf("past the burst: %v HTTP %d Retry-After %q %s", err, a.Status, a.Header.Get("Retry-After"), a.Body)
 	}
-	if m := metricsText(t, srv); !strings.Contains(m, `ppredeem_issued_tokens_total{attester="open"} 12`) ||
+	if m := metricsText(t, srv.admin); !strings.Contains(m, `ppredeem_issued_tokens_total{attester="open"} 12`) ||
 		!strings.Contains(m, `ppredeem_issue_requests_total{outcome="rate_limited"} 1`) {
 		t.Errorf("/metrics lacks the open issuance counts")
 	}

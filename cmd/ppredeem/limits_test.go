@@ -210,28 +210,6 @@ except urllib.error.HTTPError as e:
 	}
 }
 
-// metric reads one sample of the admin listener's /metrics.
-func metric(t *testing.T, admin, name string) float64 {
-	t.Helper()
-	resp, err := rpctest.HTTPClient().Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no %s", name)
-	return 0
-}
-
 // TestBodyBudgetOnTheServer: slow uploads of large bodies fill their half
 // of max_inflight_body_bytes; another large body is refused at once (503,
 // -32050, Retry-After) and its client, still sending, reads that; small

@@ -11,6 +11,11 @@
 // tags, spend records spent tokens, rpc speaks JSON-RPC (its token kinds
 // under rpc/kind, its admin listener rpc/admin).
 //
+// A command that ends with an error exits with status 1. serve and gateway
+// report that error as a log record in their log_format (fatal.go); the
+// other commands, and errors cobra finds in the command line itself, print
+// "ppredeem: <error>".
+//
 // The first SIGINT or SIGTERM cancels the command's context: serve drains
 // and stops gracefully, the other commands stop what they do. A second one
 // exits at once (serve handles it itself; elsewhere the signal's default
@@ -19,7 +24,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,7 +39,7 @@ func main() {
 		stop() // a second signal gets its default action again
 	}()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "ppredeem:", err)
+		report(os.Stderr, err) // through the command's logger, if it has one
 		stop()
 		os.Exit(1)
 	}

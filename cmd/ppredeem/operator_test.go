@@ -62,8 +62,16 @@ func wantRefusal(t *testing.T, args []string, want ...string) string {
 	if code != 1 {
 		t.Fatalf("ppredeem %s: exit status %d, want 1\n%s", strings.Join(args, " "), code, out)
 	}
+	// A JSON log line quotes its text: search the decoded messages too.
+	text := out
+	for line := range strings.Lines(out) {
+		var rec struct{ Msg, Err string }
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			text += "\n" + rec.Msg + "\n" + rec.Err
+		}
+	}
 	for _, w := range want {
-		if !strings.Contains(out, w) {
+		if !strings.Contains(text, w) {
 			t.Fatalf("ppredeem %s: the refusal lacks %q:\n%s", strings.Join(args, " "), w, out)
 		}
 	}

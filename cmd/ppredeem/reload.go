@@ -82,6 +82,7 @@ func (r *reloader) apply(ctx context.Context) error {
 		r.log.Warn("settings changed in the configuration need a restart; their values at start stay in force", "settings", restart)
 	}
 	r.log.Info("configuration reloaded", "keys", ids, "added", added, "removed", removed)
+	warnAboutKeys(r.log, ids)
 	return nil
 }
 

@@ -72,6 +72,7 @@ the process exits; a second SIGTERM or SIGINT during the drain exits at once.`,
 		defer release()
 		return runServer(cmd.Context(), cfg, logger, lc)
 	}
+	logErrors(cmd, loader)
 	return cmd
 }
 
@@ -98,6 +99,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		return err
 	}
 	m := admin.NewMetrics()
+	build := currentBuild()
+	m.MustRegister(admin.NewBuildInfo(build.Version, build.Revision, build.GoVersion))
 	store, err := openStore(ctx, cfg, m.ObserveBatch)
 	if err != nil {
 		return err
@@ -134,6 +137,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		Spender:      store,
 		Ready:        store.Ready,
 		ReadyTimeout: readyTimeout(cfg),
+		Warnings:     func() []string { return keyWarnings(current.Load().keyIDs()) },
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Bodies:       bodies,
 		MaxBatch:     cfg.MaxBatchRequests,
@@ -153,7 +157,8 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		return err
 	}
 	log.Info("ppredeem serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
-		"store", storeName(cfg), "keys", ring.keyIDs())
+		"store", storeName(cfg), "keys", ring.keyIDs(), "version", build.Version, "revision", build.Revision)
+	warnAboutKeys(log, ring.keyIDs())
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,
@@ -171,9 +176,13 @@ func readyTimeout(cfg *config.Config) time.Duration { return cfg.SpendTimeout + 
 // size of every spend batch.
 func openStore(ctx context.Context, cfg *config.Config, onBatch func(int)) (spend.Store, error) {
 	if cfg.DatabaseURL != "" {
+		var maxConns int32 // 0: the DSN's pool_max_conns, else spend's default
+		if cfg.IsSet("db_max_conns") {
+			maxConns = int32(cfg.DBMaxConns)
+		}
 		pg, err := spend.OpenPostgres(ctx, spend.PostgresConfig{
 			DSN:          cfg.DatabaseURL,
-			MaxConns:     int32(cfg.DBMaxConns),
+			MaxConns:     maxConns,
 			SpendTimeout: cfg.SpendTimeout,
 			BatchMax:     cfg.SpendBatch,
 			OnBatch:      onBatch,

@@ -44,23 +44,31 @@ func BaseDSN() string {
 // $CI is "true".
 func NewDatabase(t testing.TB, name string) string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin := connectOrSkip(ctx, t)
+	defer admin.Close(context.Background())
+
+	db, dsn := NewDatabaseName(t, name)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database %s: %v", db, err)
+	}
+	return dsn
+}
+
+// NewDatabaseName returns a fresh database name on the server of BaseDSN, and the DSN that
+// names it, without creating the database: for tests of commands that create it themselves
+// (createdb in the README). The database is dropped (WITH (FORCE)), if it exists, when the test
+// ends. Without a reachable server the test is skipped, or fails when $CI is "true".
+func NewDatabaseName(t testing.TB, name string) (db, dsn string) {
+	t.Helper()
 	base := BaseDSN()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	admin, err := connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("pgtest: test PostgreSQL unreachable: %v", err)
-		}
-		t.Skipf("pgtest: test PostgreSQL unreachable (%v): %s", err, startHint)
-	}
-	defer admin.Close(context.Background())
+	connectOrSkip(ctx, t).Close(context.Background())
 
-	db := dbName(name)
+	db = dbName(name)
 	ident := pgx.Identifier{db}.Sanitize()
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", db, err)
-	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -78,7 +86,21 @@ func NewDatabase(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	return dsn
+	return db, dsn
+}
+
+// connectOrSkip connects to the server of BaseDSN, or skips the test (fails it when $CI is
+// "true") when the server is unreachable.
+func connectOrSkip(ctx context.Context, t testing.TB) *pgx.Conn {
+	t.Helper()
+	admin, err := connect(ctx, BaseDSN())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("pgtest: test PostgreSQL unreachable: %v", err)
+		}
+		t.Skipf("pgtest: test PostgreSQL unreachable (%v): %s", err, startHint)
+	}
+	return admin
 }
 
 // NewMigratedDatabase is NewDatabase followed by spend.MigrateUp.

@@ -44,3 +44,10 @@ func TestMintedTokensVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicTestKeyID: verify names the public test key by this key's ID.
+func TestPublicTestKeyID(t *testing.T) {
+	if got := Key().ID(); got != verify.PublicTestKeyID {
+		t.Fatalf("the test key's ID is %s, verify.PublicTestKeyID %s", got, verify.PublicTestKeyID)
+	}
+}
