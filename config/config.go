@@ -77,6 +77,7 @@ type Config struct {
 	DrainDelay        time.Duration `mapstructure:"drain_delay"`
 
 	Gateway Gateway `mapstructure:",squash"` // the gateway_* settings (gateway.go)
+	Relay   Relay   `mapstructure:",squash"` // the relay provider API's settings (relay.go)
 }
 
 // Setting describes one setting: its config-file key, default and meaning.
@@ -180,6 +181,8 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 			flags.String(name, d, usage)
 		case []string:
 			flags.StringSlice(name, d, usage)
+		case bool:
+			flags.Bool(name, d, usage)
 		case int:
 			flags.Int(name, d, usage)
 		case int64:
@@ -220,6 +223,7 @@ func (l *Loader) Load() (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.Keys = splitList(c.Keys)
+	c.Relay.Keys, c.Relay.APIKeys, c.Relay.VerifierKeys = splitList(c.Relay.Keys), splitList(c.Relay.APIKeys), splitList(c.Relay.VerifierKeys)
 	return &c, nil
 }
 
@@ -295,9 +299,10 @@ func (c *Config) ValidateServe() error {
 			add("admin_listen must differ from listen")
 		}
 	}
-	if len(c.Keys) == 0 {
-		add("keys: at least one key file is required (--keys, %sKEYS)", EnvPrefix)
+	if len(c.Keys) == 0 && !c.Relay.Enabled() {
+		add("keys: at least one key file is required (--keys, %sKEYS), unless relay_keys are set", EnvPrefix)
 	}
+	errs = append(errs, c.Relay.validate()...)
 	if c.DatabaseURL == "" && strings.TrimSpace(c.DataDir) == "" {
 		add("data_dir: required when database_url is empty")
 	}

@@ -98,7 +98,15 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	if pg, ok := store.(*spend.Postgres); ok {
 		m.MustRegister(admin.NewPoolCollector(pg.Stats))
 	}
-	if err := store.PrepareKeys(ctx, ring.keyIDs()); err != nil {
+	relays, err := newRelayService(ctx, cfg, store, log, lc.clock())
+	if err != nil {
+		return err
+	}
+	m.MustRegister(relays.handler.Collectors()...)
+	if err := checkDistinctKeyIDs(ring.keyIDs(), relays.KeyIDs()); err != nil {
+		return err
+	}
+	if err := store.PrepareKeys(ctx, append(ring.keyIDs(), relays.KeyIDs()...)); err != nil {
 		return fmt.Errorf("preparing spent-token storage for the configured keys: %w", err)
 	}
 	var current atomic.Pointer[keyring]
@@ -115,6 +123,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		MaxBatch:     cfg.MaxBatchRequests,
 		Logger:       log,
 		Observer:     m,
+		Routes:       relays.routes(),
 	})
 	if err != nil {
 		return err
@@ -128,18 +137,21 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	adminSrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
+	adminSrv := &http.Server{Handler: adminHandler(m, store), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
 	ls, err := listen(srv, cfg.Listen, adminSrv, cfg.AdminListen)
 	if err != nil {
 		return err
 	}
 	log.Info("ppredeem serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
-		"store", storeName(cfg), "keys", ring.keyIDs())
+		"store", storeName(cfg), "keys", ring.keyIDs(), "relay_keys", relays.KeyIDs())
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go relays.purgeLoop(purgeCtx)
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,
 		startDraining:   handler.StartDraining,
-		reload:          func() error { return reloadKeys(ctx, cfg, store, &current, log) },
+		reload:          func() error { return reloadAll(ctx, cfg, store, &current, relays, log) },
 	})
 }
 
