@@ -157,7 +157,15 @@ func TestMigrateDownRefusesToForgetSpends(t *testing.T) {
 	srv := startServer(t, newConfig(t, "--database-url", dsn, "--keys", testKeyFile))
 	post(t, srv.url, rpctest.Redeem(1, verifytest.Mint(t, verifytest.Key(), verify.Increment)))
 	srv.stop(t)
-	if _, err := run(t, "migrate", "down", "--database-url", dsn); err == nil || !strings.Contains(err.Error(), "redeemable again") {
+	// The migrations above the key registry (00004 usage, 00005 relays) hold nothing here
+	// and roll back; the registry's down then refuses.
+	var err error
+	for range 3 {
+		if _, err = run(t, "migrate", "down", "--database-url", dsn); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "redeemable again") {
 		t.Fatalf("migrate down with spends recorded: %v", err)
 	}
 	out, err := run(t, "migrate", "status", "--database-url", dsn)

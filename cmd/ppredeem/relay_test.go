@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ppredeem/ppredeem/rpc/gateway/passclient"
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
+)
+
+// The relay provider API through HTTP against the real server wiring (runServer), on both
+// stores, with the independent client of rpc/gateway/passclient.
+
+const (
+	claimAge   = "age_over18_united_kingdom"
+	claimOther = "age_over21_united_states"
+	// Test-only RSA keys of verify/pass/testdata.
+	relayKeyAge   = "../../verify/pass/testdata/openssl_rsa2048_pkcs1.pem"
+	relayKeyOther = "../../verify/pass/testdata/openssl_rsa2048_pkcs8.pem"
+	testAPIKey    = "ppk_test_billing_key_0123456789"
+	testVerifier  = "ppv_test_verifier_key_0123456789"
+)
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// relayArgs are the settings of a relay provider on top of storeArgs.
+func relayArgs(storeArgs []string, more ...string) []string {
+	args := append([]string{}, storeArgs...)
+	args = append(args,
+		"--relay-keys", claimAge+"="+relayKeyAge+","+claimOther+"="+relayKeyOther,
+		"--api-keys", "billing="+sha256Hex(testAPIKey),
+		"--verifier-keys", "idv="+sha256Hex(testVerifier),
+		"--relay-sandbox")
+	return append(args, more...)
+}
+
+// testClock is a clock tests move forward.
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+func newRelayServer(t *testing.T, args ...string) (*testServer, *testClock) {
+	t.Helper()
+	clock := new(testClock)
+	s := startServerClock(t, newConfig(t, args...), discardLogger(), clock.now)
+	return s, clock
+}
+
+// answer is one HTTP answer of the provider API.
+type answer struct {
+	status int
+	body   []byte
+}
+
+func (a answer) title() string {
+	var e struct {
+		Errors []struct{ Title, Details string }
+	}
+	if json.Unmarshal(a.body, &e) != nil || len(e.Errors) != 1 {
+		return ""
+	}
+	return e.Errors[0].Title
+}
+
+func (a answer) member(t testing.TB, name string) any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		t.Fatalf("answer %d %s: %v", a.status, a.body, err)
+	}
+	return m[name]
+}
+
+func (a answer) str(t testing.TB, name string) string {
+	t.Helper()
+	s, _ := a.member(t, name).(string)
+	return s
+}
+
+func call(t testing.TB, url string, body any, header ...string) answer {
+	t.Helper()
+	a, err := callErr(context.Background(), url, body, header...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func callErr(ctx context.Context, url string, body any, header ...string) (answer, error) {
+	var raw []byte
+	switch b := body.(type) {
+	case string:
+		raw = []byte(b)
+	default:
+		raw, _ = json.Marshal(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := rpctest.HTTPClient().Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{resp.StatusCode, b}, nil
+}
+
+// provider is a test client of one server's provider API.
+type provider struct {
+	t    testing.TB
+	base string
+}
+
+type relaySession struct{ token, secret, access string }
+
+func (p provider) createRelay(body any) relaySession {
+	p.t.Helper()
+	a := call(p.t, p.base+"/api/privacy/v1/relays", body)
+	if a.status != 200 {
+		p.t.Fatalf("create relay: %d %s", a.status, a.body)
+	}
+	return relaySession{a.str(p.t, "relay-token"), a.str(p.t, "relay-secret"), a.str(p.t, "relay-session-access-token")}
+}
+
+func (p provider) relay(claimType string) relaySession {
+	p.t.Helper()
+	return p.createRelay(map[string]any{"claim-type": claimType, "encryption-key-pem": nil})
+}
+
+// issue builds a pass with passclient: challenge, blind, sign (billed), finalize.
+func (p provider) issue(claimType string, idemKey string) (string, error) {
+	a, err := callErr(context.Background(), p.base+"/api/privacy/v1/relays/challenge", map[string]string{"claimType": claimType})
+	if err != nil {
+		return "", err
+	}
+	if a.status != 200 {
+		return "", fmt.Errorf("challenge: %d %s", a.status, a.body)
+	}
+	var ch struct {
+		Challenge  string `json:"challenge"`
+		TokenKey   string `json:"token-key"`
+		TokenKeyID string `json:"token-key-id"`
+	}
+	if err := json.Unmarshal(a.body, &ch); err != nil {
+		return "", err
+	}
+	sign := func(ctx context.Context, blinded []byte, keyID string) ([]byte, error) {
+		header := []string{"Authorization", "Bearer " + testAPIKey}
+		if idemKey != "" {
+			header = append(header, "Idempotency-Key", idemKey)
+		}
+		a, err := callErr(ctx, p.base+"/api/v1/privacy-passes",
+			map[string]string{"blinded-token": base64.RawURLEncoding.EncodeToString(blinded), "key-id": keyID}, header...)
+		if err != nil {
+			return nil, err
+		}
+		if a.status != 200 {
+			return nil, fmt.Errorf("sign: %d %s", a.status, a.body)
+		}
+		var s struct {
+			BlindSig string `json:"blind-sig"`
+		}
+		if err := json.Unmarshal(a.body, &s); err != nil {
+			return nil, err
+		}
+		return base64.RawURLEncoding.DecodeString(s.BlindSig)
+	}
+	pass, err := passclient.Issue(context.Background(), rand.Reader,
+		passclient.Issuance{Challenge: ch.Challenge, TokenKey: ch.TokenKey, TokenKeyID: ch.TokenKeyID}, sign)
+	if err != nil {
+		return "", err
+	}
+	return pass.Token, nil
+}
+
+func (p provider) pass(claimType string) string {
+	p.t.Helper()
+	tok, err := p.issue(claimType, "")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tok
+}
+
+func (p provider) claimURL(r relaySession) string {
+	return p.base + "/api/privacy/v1/relays/" + r.token + "/generate-claim"
+}
+
+func (p provider) generateClaim(r relaySession, pass string, header ...string) answer {
+	p.t.Helper()
+	h := append([]string{"Persona-Relay-Secret", r.secret}, header...)
+	if pass != "" {
+		h = append(h, "Authorization", "PrivateToken token="+pass)
+	}
+	return call(p.t, p.claimURL(r), "{}", h...)
+}
+
+func (p provider) report(r relaySession, result string, methodology any) answer {
+	p.t.Helper()
+	body := map[string]any{"relaySessionAccessToken": r.access, "claimResult": result}
+	if methodology != nil {
+		body["methodology"] = methodology
+	}
+	return call(p.t, p.base+"/api/privacy/v1/relay-sessions/claim", body, "Authorization", "Bearer "+testVerifier)
+}
+
+func wantStatus(t testing.TB, what string, a answer, status int, title string) {
+	t.Helper()
+	if a.status != status || a.title() != title {
+		t.Fatalf("%s: %d %s; want %d %q", what, a.status, a.body, status, title)
+	}
+}
+
+// claimOf decodes a 200 generate-claim answer.
+func claimOf(t testing.TB, a answer) (payload map[string]any, consumed bool) {
+	t.Helper()
+	if a.status != 200 {
+		t.Fatalf("generate-claim: %d %s", a.status, a.body)
+	}
+	var c struct {
+		Payload  string `json:"claim-payload"`
+		Consumed *bool  `json:"token-consumed"`
+	}
+	if err := json.Unmarshal(a.body, &c); err != nil || c.Consumed == nil {
+		t.Fatalf("generate-claim answer %s: %v", a.body, err)
+	}
+	if err := json.Unmarshal([]byte(c.Payload), &payload); err != nil {
+		t.Fatalf("claim payload %q: %v", c.Payload, err)
+	}
+	return payload, *c.Consumed
+}
+
+// TestRelayFlow: create → challenge → blind → issue → finalize → not ready (403) →
+// verifier reports → redeem → replay gives the same claim, byte for byte.
+func TestRelayFlow(t *testing.T) {
+	forEachStore(t, func(t *testing.T, storeArgs []string) {
+		s, _ := newRelayServer(t, relayArgs(storeArgs)...)
+		p := provider{t, s.base}
+		r := p.relay(claimAge)
+		if !strings.HasPrefix(r.token, "relay_") || len(r.secret) != 36 || strings.Count(r.access, ".") != 2 {
+			t.Fatalf("relay %+v", r)
+		}
+		pass := p.pass(claimAge)
+		wantStatus(t, "before the report", p.generateClaim(r, pass), 403, "Claim not ready")
+		if a := p.report(r, "passed", []map[string]string{{"method": "document", "result": "passed"}}); a.status != 200 || string(bytes.TrimSpace(a.body)) != "{}" {
+			t.Fatalf("report: %d %s", a.status, a.body)
+		}
+		first := p.generateClaim(r, pass, "Idempotency-Key", "retry-1")
+		payload, consumed := claimOf(t, first)
+		if !consumed || payload["claim_type"] != claimAge || payload["claim_result"] != "passed" {
+			t.Fatalf("claim %v consumed %v", payload, consumed)
+		}
+		if m, _ := json.Marshal(payload["methodology"]); string(m) != `[{"method":"document","result":"passed"}]` {
+			t.Fatalf("methodology %s", m)
+		}
+		for _, h := range [][]string{nil, {"Idempotency-Key", "retry-1"}, {"Idempotency-Key", "another"}} {
+			again := p.generateClaim(r, pass, h...)
+			if again.status != 200 || !bytes.Equal(again.body, first.body) {
+				t.Fatalf("replay %v: %d %s, want %s", h, again.status, again.body, first.body)
+			}
+		}
+	})
+}
+
+// TestRelayClaimTable: every row of RELAY.md §3.4's table, and the refusals of the other
+// endpoints.
+func TestRelayClaimTable(t *testing.T) {
+	forEachStore(t, func(t *testing.T, storeArgs []string) {
+		s, clock := newRelayServer(t, relayArgs(storeArgs, "--relay-pass-lifetime", "1m")...)
+		p := provider{t, s.base}
+		passed := func(ct string) relaySession {
+			r := p.relay(ct)
+			if a := p.report(r, "passed", nil); a.status != 200 {
+				t.Fatalf("report: %d %s", a.status, a.body)
+			}
+			return r
+		}
+		r := passed(claimAge)
+		pass := p.pass(claimAge)
+
+		// 404: unknown relay, wrong secret: the same answer.
+		unknown := relaySession{token: "relay_AAAAAAAAAAAAAAAAAAAAAA", secret: r.secret}
+		wantStatus(t, "unknown relay", p.generateClaim(unknown, pass), 404, "Not found")
+		wantStatus(t, "malformed relay token", p.generateClaim(relaySession{token: "nope", secret: r.secret}, pass), 404, "Not found")
+		wrong := relaySession{token: r.token, secret: "00000000-0000-4000-8000-000000000000"}
+		wantStatus(t, "wrong secret", p.generateClaim(wrong, pass), 404, "Not found")
+		wantStatus(t, "no secret", call(t, p.claimURL(r), "{}", "Authorization", "PrivateToken token="+pass), 404, "Not found")
+
+		// 400: no pass, another scheme, not decodable.
+		wantStatus(t, "no Authorization", p.generateClaim(r, ""), 400, "Invalid Privacy Pass")
+		wantStatus(t, "Bearer", p.generateClaim(r, "", "Authorization", "Bearer "+pass), 400, "Invalid Privacy Pass")
+		wantStatus(t, "not base64url", p.generateClaim(r, "!!!"), 400, "Invalid Privacy Pass")
+
+		// 401: a pass this issuer did not sign (key_id changed), a MAC changed.
+		raw, _ := base64.RawURLEncoding.DecodeString(pass)
+		var pj map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &pj); err != nil {
+			t.Fatal(err)
+		}
+		forged := func(member string, value json.RawMessage) string {
+			m := map[string]json.RawMessage{}
+			for k, v := range pj {
+				m[k] = v
+			}
+			m[member] = value
+			b, _ := json.Marshal(m)
+			return base64.RawURLEncoding.EncodeToString(b)
+		}
+		wantStatus(t, "unknown key_id", p.generateClaim(r, forged("key_id", json.RawMessage(`"`+strings.Repeat("ab", 32)+`"`))), 401, "Invalid Privacy Pass")
+		var ch map[string]json.RawMessage
+		_ = json.Unmarshal(pj["challenge"], &ch)
+		ch["expires_at"] = json.RawMessage(`"2099-01-01T00:00:00Z"`)
+		chRaw, _ := json.Marshal(ch)
+		wantStatus(t, "challenge changed", p.generateClaim(r, forged("challenge", chRaw)), 401, "Invalid Privacy Pass")
+		// A quoted token parameter is accepted.
+		quoted := p.generateClaim(r, "", "Authorization", `PrivateToken token="`+forged("key_id", json.RawMessage(`"`+strings.Repeat("ab", 32)+`"`))+`"`)
+		wantStatus(t, "quoted", quoted, 401, "Invalid Privacy Pass")
+
+		// 422: a pass of another claim type, not consumed: it then redeems its own kind.
+		otherPass := p.pass(claimOther)
+		wantStatus(t, "claim type mismatch", p.generateClaim(r, otherPass), 422, "Claim type mismatch")
+		if _, consumed := claimOf(t, p.generateClaim(passed(claimOther), otherPass)); !consumed {
+			t.Fatal("the mismatched pass did not redeem a relay of its claim type")
+		}
+
+		// 403: not reported.
+		notReady := p.relay(claimAge)
+		wantStatus(t, "not ready", p.generateClaim(notReady, pass), 403, "Claim not ready")
+
+		// Failed: 200, not consumed; the pass then redeems another relay.
+		failed := p.relay(claimAge)
+		if a := p.report(failed, "failed", []map[string]string{{"method": "selfie", "result": "failed"}}); a.status != 200 {
+			t.Fatalf("report failed: %d %s", a.status, a.body)
+		}
+		fa := p.generateClaim(failed, pass)
+		if payload, consumed := claimOf(t, fa); consumed || payload["claim_result"] != "failed" {
+			t.Fatalf("failed claim: %v consumed %v", payload, consumed)
+		}
+		if again := p.generateClaim(failed, pass); !bytes.Equal(again.body, fa.body) {
+			t.Fatalf("failed claim again: %s, want %s", again.body, fa.body)
+		}
+		if _, consumed := claimOf(t, p.generateClaim(r, pass)); !consumed {
+			t.Fatal("the refunded pass did not redeem")
+		}
+
+		// 409: the pass spent elsewhere; the relay redeemed by another pass.
+		wantStatus(t, "pass spent elsewhere", p.generateClaim(passed(claimAge), pass), 409, "Privacy Pass already redeemed")
+		wantStatus(t, "relay redeemed by another", p.generateClaim(r, p.pass(claimAge)), 409, "Relay already redeemed")
+
+		// Encryption: RSA-OAEP SHA-256, empty label, standard base64.
+		priv, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+		enc := p.createRelay(map[string]any{"claimType": claimAge, "encryptionKeyPem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
+		if a := p.report(enc, "passed", []map[string]string{{"method": "document", "result": "passed"}}); a.status != 200 {
+			t.Fatalf("report: %d %s", a.status, a.body)
+		}
+		ea := p.generateClaim(enc, p.pass(claimAge))
+		ct, err := base64.StdEncoding.DecodeString(ea.str(t, "claim-payload"))
+		if err != nil {
+			t.Fatalf("encrypted payload %s: %v", ea.body, err)
+		}
+		plain, err := rsa.DecryptOAEP(sha256.New(), nil, priv, ct, nil)
+		if err != nil || !strings.Contains(string(plain), `"claim_result":"passed"`) {
+			t.Fatalf("decrypted %q, %v", plain, err)
+		}
+
+		// Sandbox: passed without a verifier.
+		sb := p.createRelay(map[string]any{"claim-type": claimOther, "sandbox": true})
+		if payload, consumed := claimOf(t, p.generateClaim(sb, p.pass(claimOther))); !consumed || payload["claim_result"] != "passed" {
+			t.Fatalf("sandbox claim %v", payload)
+		}
+
+		// Verifier: bad key, bad session, second report.
+		wantStatus(t, "verifier key", call(t, s.base+"/api/privacy/v1/relay-sessions/claim",
+			map[string]any{"relay-session-access-token": r.access, "claim-result": "passed"}, "Authorization", "Bearer nope"), 401, "Unauthorized")
+		wantStatus(t, "bad session", p.report(relaySession{access: r.access + "x"}, "passed", nil), 401, "Invalid session")
+		wantStatus(t, "second report", p.report(r, "failed", nil), 409, "Claim already reported")
+		wantStatus(t, "sandbox report", p.report(sb, "passed", nil), 409, "Claim already reported")
+		wantStatus(t, "bad result", p.report(notReady, "maybe", nil), 400, "Invalid claim")
+
+		// Relay creation and challenges.
+		wantStatus(t, "unknown claim type", call(t, s.base+"/api/privacy/v1/relays", map[string]any{"claim-type": "nope"}), 422, "Unknown claim type")
+		wantStatus(t, "bad key", call(t, s.base+"/api/privacy/v1/relays", map[string]any{"claim-type": claimAge, "encryption-key-pem": "nope"}), 400, "Invalid encryption key")
+		wantStatus(t, "challenge", call(t, s.base+"/api/privacy/v1/relays/challenge", map[string]any{"claim-type": "nope"}), 422, "Unknown claim type")
+		wantStatus(t, "missing claim type", call(t, s.base+"/api/privacy/v1/relays", "{}"), 400, "Bad request")
+		wantStatus(t, "GET", func() answer {
+			resp, err := rpctest.HTTPClient().Get(s.base + "/api/privacy/v1/relays")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return answer{resp.StatusCode, b}
+		}(), 405, "Method not allowed")
+
+		// Issuance refusals.
+		sign := s.base + "/api/v1/privacy-passes"
+		body := map[string]string{"blinded-token": base64.RawURLEncoding.EncodeToString(make([]byte, 256)), "key-id": strings.Repeat("0", 64)}
+		wantStatus(t, "no API key", call(t, sign, body), 401, "Unauthorized")
+		wantStatus(t, "unknown API key", call(t, sign, body, "Authorization", "Bearer nope"), 401, "Unauthorized")
+		wantStatus(t, "unknown key id", call(t, sign, body, "Authorization", "Bearer "+testAPIKey), 404, "Unknown key id")
+		wantStatus(t, "malformed", call(t, sign, "[1]", "Authorization", "Bearer "+testAPIKey), 400, "Bad request")
+
+		// Expired: the pass lifetime (1m) after its challenge's expires_at (at most 2h away);
+		// the relay (24h) still lives.
+		late := passed(claimAge)
+		latePass := p.pass(claimAge)
+		clock.advance(3 * time.Hour)
+		wantStatus(t, "expired pass", p.generateClaim(late, latePass), 401, "Privacy Pass expired")
+		// The relay expires after 24h: then it is unknown.
+		clock.advance(24 * time.Hour)
+		wantStatus(t, "expired relay", p.generateClaim(late, latePass), 404, "Not found")
+	})
+}
