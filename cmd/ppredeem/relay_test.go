@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -441,4 +442,130 @@ func TestRelayClaimTable(t *testing.T) {
 		clock.advance(24 * time.Hour)
 		wantStatus(t, "expired relay", p.generateClaim(late, latePass), 404, "Not found")
 	})
+}
+
+// concurrently runs f(i) for i in [0, n) from n goroutines released together.
+func concurrently(n int, f func(i int)) {
+	var start, done sync.WaitGroup
+	start.Add(1)
+	done.Add(n)
+	for i := range n {
+		go func() {
+			defer done.Done()
+			start.Wait()
+			f(i)
+		}()
+	}
+	start.Done()
+	done.Wait()
+}
+
+// TestRelayRaces: one pass against 32 relays at once → exactly one consumed; 32 passes
+// against one relay → exactly one.
+func TestRelayRaces(t *testing.T) {
+	forEachStore(t, func(t *testing.T, storeArgs []string) {
+		s, _ := newRelayServer(t, relayArgs(storeArgs)...)
+		p := provider{t, s.base}
+		const n = 32
+		relays := make([]relaySession, n)
+		passes := make([]string, n)
+		for i := range n {
+			relays[i] = p.createRelay(map[string]any{"claim-type": claimAge, "sandbox": true})
+			passes[i] = p.pass(claimAge)
+		}
+		count := func(answers []answer) map[string]int {
+			c := map[string]int{}
+			for _, a := range answers {
+				if a.status == 200 {
+					_, consumed := claimOf(t, a)
+					c[fmt.Sprint("200 consumed=", consumed)]++
+				} else {
+					c[fmt.Sprint(a.status, " ", a.title())]++
+				}
+			}
+			return c
+		}
+		answers := make([]answer, n)
+		concurrently(n, func(i int) { answers[i] = p.generateClaim(relays[i], passes[0]) })
+		if c := count(answers); c["200 consumed=true"] != 1 || c["409 Privacy Pass already redeemed"] != n-1 {
+			t.Fatalf("one pass against %d relays: %v", n, c)
+		}
+		target := p.createRelay(map[string]any{"claim-type": claimAge, "sandbox": true})
+		concurrently(n, func(i int) { answers[i] = p.generateClaim(target, passes[i]) })
+		c := count(answers)
+		// The pass of the first race is spent: its request may lose either way.
+		if c["200 consumed=true"] != 1 || c["409 Relay already redeemed"]+c["409 Privacy Pass already redeemed"] != n-1 {
+			t.Fatalf("%d passes against one relay: %v", n, c)
+		}
+	})
+}
+
+// usage reads the admin listener's usage counters.
+func usage(t testing.TB, admin string) map[string]int64 {
+	t.Helper()
+	resp, err := rpctest.HTTPClient().Get(admin + UsagePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body usageBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, u := range body.Usage {
+		out[u.Subject+" "+u.Item] = u.Count
+	}
+	return out
+}
+
+// TestRelayBilling: N issuances count N; a retry with the same Idempotency-Key counts
+// once and gets the same signature; the same key with another body is 422.
+func TestRelayBilling(t *testing.T) {
+	forEachStore(t, func(t *testing.T, storeArgs []string) {
+		s, _ := newRelayServer(t, relayArgs(storeArgs, "--admin-listen", "127.0.0.1:0")...)
+		p := provider{t, s.base}
+		const n = 5
+		for range n {
+			p.pass(claimAge)
+		}
+		p.pass(claimOther)
+		want := map[string]int64{"apikey:billing " + claimAge: n, "apikey:billing " + claimOther: 1}
+		if got := usage(t, s.admin); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("usage %v, want %v", got, want)
+		}
+
+		a := call(t, s.base+"/api/privacy/v1/relays/challenge", map[string]string{"claim-type": claimAge})
+		keyID := a.str(t, "token-key-id")
+		blinded := make([]byte, 256)
+		blinded[0], blinded[255] = 0x01, 0x02
+		body := map[string]string{"blinded-token": base64.RawURLEncoding.EncodeToString(blinded), "key-id": keyID}
+		h := []string{"Authorization", "Bearer " + testAPIKey, "Idempotency-Key", "issue-1"}
+		answers := make([]answer, 8)
+		concurrently(len(answers), func(i int) { answers[i] = call(t, s.base+"/api/v1/privacy-passes", body, h...) })
+		for _, a := range answers {
+			if a.status != 200 || !bytes.Equal(a.body, answers[0].body) {
+				t.Fatalf("retries with one Idempotency-Key: %d %s, want %s", a.status, a.body, answers[0].body)
+			}
+		}
+		want["apikey:billing "+claimAge]++
+		if got := usage(t, s.admin); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("usage after retries %v, want %v", got, want)
+		}
+		blinded[1] = 0x03
+		body["blinded-token"] = base64.RawURLEncoding.EncodeToString(blinded)
+		wantStatus(t, "the key with another body", call(t, s.base+"/api/v1/privacy-passes", body, h...), 422, "Idempotency-Key reused")
+		if got := usage(t, s.admin); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("usage after a refused reuse %v, want %v", got, want)
+		}
+	})
+}
+
+// TestRelayOff: without relay keys the provider API answers 404 in the errors shape.
+func TestRelayOff(t *testing.T) {
+	s := startServer(t, newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile))
+	for _, path := range []string{"/api/privacy/v1/relays", "/api/privacy/v1/relays/challenge", "/api/v1/privacy-passes",
+		"/api/privacy/v1/relays/relay_AAAAAAAAAAAAAAAAAAAAAA/generate-claim", "/api/privacy/v1/relay-sessions/claim", "/api/privacy/v1/other"} {
+		wantStatus(t, path, call(t, s.base+path, map[string]string{"claim-type": claimAge}), 404, "Not found")
+	}
 }
