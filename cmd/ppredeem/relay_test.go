@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -567,5 +568,61 @@ func TestRelayOff(t *testing.T) {
 	for _, path := range []string{"/api/privacy/v1/relays", "/api/privacy/v1/relays/challenge", "/api/v1/privacy-passes",
 		"/api/privacy/v1/relays/relay_AAAAAAAAAAAAAAAAAAAAAA/generate-claim", "/api/privacy/v1/relay-sessions/claim", "/api/privacy/v1/other"} {
 		wantStatus(t, path, call(t, s.base+path, map[string]string{"claim-type": claimAge}), 404, "Not found")
+	}
+}
+
+// TestRelayCommands: keys generate --rsa, apikeys generate (plain and --json), and
+// apikeys usage from the admin listener and from the store.
+func TestRelayCommands(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := dir + "/pass.pem"
+	out, err := run(t, "keys", "generate", "--rsa", "--out", keyFile)
+	if err != nil || !strings.Contains(out, "token-key-id: ") {
+		t.Fatalf("keys generate --rsa: %v %s", err, out)
+	}
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	if _, err := run(t, "keys", "generate", "--rsa", "--out", keyFile); err == nil {
+		t.Fatal("keys generate overwrote a key")
+	}
+	if _, err := run(t, "keys", "generate", "--rsa", "--bits", "3072", "--out", dir+"/x.pem"); err == nil {
+		t.Fatal("a 3072-bit key was generated")
+	}
+
+	out, err = run(t, "apikeys", "generate", "--name", "acme", "--json")
+	var gen struct{ Name, Key, Hash string }
+	if err != nil || json.Unmarshal([]byte(out), &gen) != nil || gen.Name != "acme" || sha256Hex(gen.Key) != gen.Hash {
+		t.Fatalf("apikeys generate --json: %v %s", err, out)
+	}
+	out, err = run(t, "apikeys", "generate", "--name", "acme")
+	if err != nil || !strings.Contains(out, "entry: acme=") {
+		t.Fatalf("apikeys generate: %v %s", err, out)
+	}
+	if _, err := run(t, "apikeys", "generate", "--name", "no spaces"); err == nil {
+		t.Fatal("a bad name was accepted")
+	}
+
+	data := t.TempDir()
+	args := append(relayArgs([]string{"--data-dir", data}, "--admin-listen", "127.0.0.1:0"), "--relay-keys", "acme_claim="+keyFile,
+		"--api-keys", "acme="+gen.Hash)
+	s := startServer(t, newConfig(t, args...))
+	p := provider{t, s.base}
+	a := call(t, s.base+"/api/privacy/v1/relays/challenge", map[string]string{"claim-type": "acme_claim"})
+	if a.status != 200 {
+		t.Fatalf("challenge: %d %s", a.status, a.body)
+	}
+	p.pass(claimAge) // billed to "billing"
+	out, err = run(t, "apikeys", "usage", "--admin", s.admin)
+	if err != nil || !strings.Contains(out, "billing  "+claimAge+"  1") {
+		t.Fatalf("apikeys usage --admin: %v\n%s", err, out)
+	}
+	if _, err := run(t, "apikeys", "usage", "--data-dir", data); err == nil || !strings.Contains(err.Error(), "--admin") {
+		t.Fatalf("apikeys usage on a held embedded store: %v", err)
+	}
+	s.stop(t)
+	out, err = run(t, "apikeys", "usage", "--data-dir", data)
+	if err != nil || !strings.Contains(out, "billing  "+claimAge+"  1") {
+		t.Fatalf("apikeys usage --data-dir: %v\n%s", err, out)
 	}
 }
