@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The relay storage on PostgreSQL: migrations/00005_relays.sql.
@@ -147,47 +146,16 @@ func (p *Postgres) AnswerClaim(ctx context.Context, id [32]byte, payload string)
 	return *stored, nil
 }
 
-// RedeemRelay implements RelayStore: one round trip, the SQL function relay_redeem
-// (migrations/00005), run as one autocommit statement: the spend and the mark commit
-// together or not at all, and the answer returns after COMMIT.
-func (p *Postgres) RedeemRelay(ctx context.Context, r Redemption) (RedeemOutcome, string, error) {
+// RedeemRelay implements RelayStore: one call of the SQL function relay_redeem
+// (migrations/00005) in a transaction of its own or, under load, of a batch of calls
+// committed together (relaybatch.go): the spend and the mark commit together or not at
+// all, and the answer returns after COMMIT. Like Spend, it runs under the store's spend
+// timeout, detached from the caller: a client hanging up does not decide the outcome.
+func (p *Postgres) RedeemRelay(_ context.Context, r Redemption) (RedeemOutcome, string, error) {
 	if err := checkRedemption(r); err != nil {
 		return 0, "", err
 	}
-	var scope, key *string
-	var hash, body []byte
-	var expires *time.Time
-	if rec := r.Idempotency; rec != nil {
-		scope, key, hash, body, expires = &rec.Scope, &rec.Key, rec.RequestHash[:], rec.Body, &rec.ExpiresAt
-		if body == nil {
-			body = []byte{}
-		}
-	}
-	// Like Spend, the write runs under the store's spend timeout, detached from the
-	// caller: a client hanging up must not cancel a commit half-way through our answer.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.spendTimeout)
-	defer cancel()
-	conn, err := p.acquire(ctx)
-	if err != nil {
-		return 0, "", err
-	}
-	defer conn.Release()
-	var outcome string
-	var payload *string
-	err = conn.QueryRow(ctx, `SELECT o_outcome, o_payload FROM relay_redeem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.RelayID[:], r.KeyID, r.SpendID, r.Payload, r.Now, scope, key, hash, body, expires).Scan(&outcome, &payload)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == sqlstateCheckViolation {
-			return 0, "", fmt.Errorf("spend: key %s: %w", r.KeyID, ErrUnknownKey)
-		}
-		return 0, "", fmt.Errorf("spend: redeem relay: %w", mapUndefinedTable(err))
-	}
-	o, ok := redeemOutcomes[outcome]
-	if !ok {
-		return 0, "", fmt.Errorf("spend: redeem relay: unknown outcome %q", outcome)
-	}
-	return o, deref(payload), nil
+	return p.relayBatch().redeem(r)
 }
 
 // Idempotent implements RelayStore.

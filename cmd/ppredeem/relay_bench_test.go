@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"github.com/ppredeem/ppredeem/rpc/gateway/passclient"
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
+	"github.com/ppredeem/ppredeem/verify"
+	"github.com/ppredeem/ppredeem/verify/verifytest"
 )
 
 // Benchmarks of the relay provider API through real HTTP against the real server wiring,
@@ -155,6 +158,44 @@ func BenchmarkRelayGenerateClaim(b *testing.B) {
 				}
 				if a.status != 200 || !strings.Contains(string(a.body), `"token-consumed":true`) {
 					return benchError("generate-claim: " + string(a.body))
+				}
+				return nil
+			})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "redeems/s")
+		})
+	}
+}
+
+// BenchmarkLegacyRedeemHTTP is the baseline of BenchmarkRelayGenerateClaim: legacy
+// redemptions (POST /api/redeem, spends batched by the store) through the same client at
+// the same concurrency, on the same kind of store. Run both in one go to compare them on a
+// shared machine.
+func BenchmarkLegacyRedeemHTTP(b *testing.B) {
+	for _, s := range []struct {
+		name string
+		args func(testing.TB) []string
+	}{{"postgres", postgresStore}, {"embedded", embeddedStore}} {
+		b.Run(s.name, func(b *testing.B) {
+			srv := startServer(b, newConfig(b, append(s.args(b), "--keys", testKeyFile)...))
+			client := benchClient()
+			n := b.N
+			bodies := make([]string, n)
+			key := testKey(b)
+			for i := range n {
+				bodies[i] = rpctest.Redeem(i, verifytest.Mint(b, key, verify.Increment))
+			}
+			b.ResetTimer()
+			elapsed, err := parallel(relayBenchConcurrency, n, func(i int) error {
+				a, err := callWith(client, srv.url, bodies[i])
+				if err != nil {
+					return err
+				}
+				if a.status != 200 || !strings.Contains(string(a.body), `"result":"success"`) {
+					return benchError("redeem: " + string(a.body))
 				}
 				return nil
 			})
