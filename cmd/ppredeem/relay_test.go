@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -624,5 +625,100 @@ func TestRelayCommands(t *testing.T) {
 	out, err = run(t, "apikeys", "usage", "--data-dir", data)
 	if err != nil || !strings.Contains(out, "billing  "+claimAge+"  1") {
 		t.Fatalf("apikeys usage --data-dir: %v\n%s", err, out)
+	}
+}
+
+// TestRelayReload: SIGHUP reloads the relay key files (a rotation: the new key first, the
+// old one after it, so passes of the old key still redeem), and a broken reload keeps the
+// previous state.
+func TestRelayReload(t *testing.T) {
+	dir := t.TempDir()
+	first, second := dir+"/first.pem", dir+"/second.pem"
+	copyFile := func(from, to string) {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(relayKeyAge, first)
+	copyFile(relayKeyOther, second)
+	data := t.TempDir()
+	s, _ := newRelayServer(t, "--data-dir", data, "--relay-keys", claimAge+"="+first,
+		"--api-keys", "billing="+sha256Hex(testAPIKey), "--verifier-keys", "idv="+sha256Hex(testVerifier), "--relay-sandbox")
+	p := provider{t, s.base}
+	keyID := func() string {
+		return call(t, s.base+"/api/privacy/v1/relays/challenge", map[string]string{"claim-type": claimAge}).str(t, "token-key-id")
+	}
+	before := keyID()
+	oldPass := p.pass(claimAge)
+
+	// A broken key file: the reload fails, the previous key stays in force.
+	if err := os.WriteFile(first, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.reload(t); err == nil {
+		t.Fatal("a reload with a broken key file succeeded")
+	}
+	if keyID() != before {
+		t.Fatal("a failed reload changed the issuing key")
+	}
+
+	// Rotation: the new key first, the old one after it.
+	copyFile(relayKeyOther, first)
+	copyFile(relayKeyAge, second)
+	// The list of files is a setting: a restart on the same store takes the new one (SIGHUP
+	// re-reads the files named).
+	s.stop(t)
+	s2, _ := newRelayServer(t, "--data-dir", data, "--relay-keys", claimAge+"="+first+","+claimAge+"="+second,
+		"--api-keys", "billing="+sha256Hex(testAPIKey), "--relay-sandbox")
+	p2 := provider{t, s2.base}
+	if after := call(t, s2.base+"/api/privacy/v1/relays/challenge", map[string]string{"claim-type": claimAge}).str(t, "token-key-id"); after == before {
+		t.Fatal("the issuing key did not change")
+	}
+	r := p2.createRelay(map[string]any{"claim-type": claimAge, "sandbox": true})
+	if _, consumed := claimOf(t, p2.generateClaim(r, oldPass)); !consumed {
+		t.Fatal("a pass of the previous key did not redeem after the rotation")
+	}
+	// SIGHUP after the first file changed back: the old key issues again.
+	copyFile(relayKeyAge, first)
+	copyFile(relayKeyOther, second)
+	if err := s2.reload(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := call(t, s2.base+"/api/privacy/v1/relays/challenge", map[string]string{"claim-type": claimAge}).str(t, "token-key-id"); got != before {
+		t.Fatal("SIGHUP did not put the rewritten key file in force")
+	}
+}
+
+// TestRelayLogsHoldNoSecrets: at debug level, through a whole flow and its refusals, no
+// log line holds a relay token or secret, an API or verifier key, a pass, an access token
+// or a claim payload.
+func TestRelayLogsHoldNoSecrets(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := startServerLogging(t, newConfig(t, relayArgs([]string{"--data-dir", t.TempDir()})...), logger)
+	p := provider{t, s.base}
+	r := p.relay(claimAge)
+	pass := p.pass(claimAge)
+	p.generateClaim(r, pass)
+	p.report(r, "passed", []map[string]string{{"method": "document", "result": "passed"}})
+	a := p.generateClaim(r, pass)
+	payload := a.str(t, "claim-payload")
+	p.generateClaim(relaySession{token: r.token, secret: "wrong"}, pass)
+	call(t, s.base+"/api/v1/privacy-passes", "{}", "Authorization", "Bearer "+testAPIKey+"x")
+	p.report(relaySession{access: r.access}, "passed", nil)
+	s.stop(t)
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"relay request"`) {
+		t.Fatalf("no relay request was logged:\n%s", out)
+	}
+	for what, secret := range map[string]string{"relay token": r.token, "relay secret": r.secret, "access token": r.access,
+		"API key": testAPIKey, "verifier key": testVerifier, "pass": pass[:40], "claim payload": payload} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the logs hold the %s", what)
+		}
 	}
 }
