@@ -67,6 +67,21 @@ func (b *Bolt) update(ctx context.Context, what string, f func(tx *bolt.Tx) erro
 	return nil
 }
 
+// groupUpdate is update through bbolt's Batch (group commit of concurrent callers).
+func (b *Bolt) groupUpdate(ctx context.Context, what string, f func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.db.Batch(f); err != nil {
+		var se *storeError
+		if errors.As(err, &se) || errors.Is(err, ErrUnknownKey) {
+			return err
+		}
+		return fmt.Errorf("spend: bolt: %s: %w", what, err)
+	}
+	return nil
+}
+
 func (b *Bolt) view(ctx context.Context, what string, f func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -211,8 +226,11 @@ func (b *Bolt) RedeemRelay(ctx context.Context, rd Redemption) (RedeemOutcome, s
 	}
 	var outcome RedeemOutcome
 	var payload string
-	// Like Spend, the caller's cancellation does not decide the outcome.
-	err := b.update(context.WithoutCancel(ctx), "redeem relay", func(tx *bolt.Tx) error {
+	// Like Spend, the caller's cancellation does not decide the outcome. Concurrent
+	// redemptions share write transactions (bbolt's Batch: one fsync for all, after at most
+	// MaxBatchDelay); a function whose batch fails is run again alone, so it sets its
+	// outcome afresh on every run and writes only through tx.
+	err := b.groupUpdate(context.WithoutCancel(ctx), "redeem relay", func(tx *bolt.Tx) error {
 		outcome, payload = 0, ""
 		r, err := liveRelay(tx, rd.RelayID, rd.Now)
 		if errors.Is(err, ErrRelayNotFound) {
