@@ -81,6 +81,7 @@ func (h *Handler) createRelay(w http.ResponseWriter, r *http.Request, c *Config,
 	if err := h.store.CreateRelay(r.Context(), rel); err != nil {
 		return nil, stored(err)
 	}
+	h.relays.put(rel)
 	h.metrics.relaysCreated.WithLabelValues(ct).Inc()
 	return json.Marshal(relayAnswer{RelayToken: token, RelaySecret: secret, AccessToken: access})
 }
@@ -248,12 +249,17 @@ func (h *Handler) generateClaim(w http.ResponseWriter, r *http.Request, c *Confi
 	id := relayID(token)
 	res.relay = shortHash(id)
 	now := h.now()
-	rel, err := h.store.Relay(r.Context(), id, now)
-	if errors.Is(err, spend.ErrRelayNotFound) {
-		return nil, refuse(rowNotFound, "")
-	}
-	if err != nil {
-		return nil, stored(err)
+	rel := h.relays.get(id, now)
+	if rel == nil {
+		var err error
+		rel, err = h.store.Relay(r.Context(), id, now)
+		if errors.Is(err, spend.ErrRelayNotFound) {
+			return nil, refuse(rowNotFound, "")
+		}
+		if err != nil {
+			return nil, stored(err)
+		}
+		h.relays.put(rel)
 	}
 	secret := sha256.Sum256([]byte(r.Header.Get("Persona-Relay-Secret")))
 	if subtle.ConstantTimeCompare(secret[:], rel.SecretHash[:]) != 1 {
@@ -443,6 +449,8 @@ func (h *Handler) reportClaim(w http.ResponseWriter, r *http.Request, c *Config,
 	case err != nil:
 		return nil, stored(err)
 	}
+	rel.ClaimResult, rel.Methodology, rel.ReportedAt = result, methodology, now
+	h.relays.put(rel)
 	h.metrics.reports.WithLabelValues(result).Inc()
 	return []byte("{}"), nil
 }

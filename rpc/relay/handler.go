@@ -81,6 +81,7 @@ type Handler struct {
 	maxBody int64
 	metrics *metrics
 	cfg     atomic.Pointer[Config]
+	relays  *relayCache
 }
 
 // New builds a Handler without a configuration: every endpoint answers 404 until
@@ -89,7 +90,7 @@ func New(o Options) (*Handler, error) {
 	if o.Store == nil {
 		return nil, errors.New("relay: Options.Store is required")
 	}
-	h := &Handler{store: o.Store, now: o.Now, log: o.Logger, maxBody: o.MaxBodyBytes}
+	h := &Handler{store: o.Store, now: o.Now, log: o.Logger, maxBody: o.MaxBodyBytes, relays: newRelayCache(relayCacheSize)}
 	if h.now == nil {
 		h.now = time.Now
 	}
