@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ppredeem/ppredeem/rpc/gateway/passclient"
 	"github.com/ppredeem/ppredeem/rpc/rpctest"
 )
@@ -721,4 +723,41 @@ func TestRelayLogsHoldNoSecrets(t *testing.T) {
 			t.Errorf("the logs hold the %s", what)
 		}
 	}
+}
+
+// TestRelayPurge: a server drops expired relays, and retires the pass key that no server
+// issues with any more once its last pass lifetime has passed (its partition goes; the
+// registry keeps the tombstone).
+func TestRelayPurge(t *testing.T) {
+	dsn := postgresStore(t)[1]
+	first, _ := newRelayServer(t, "--database-url", dsn, "--relay-keys", claimAge+"="+relayKeyAge,
+		"--relay-sandbox", "--relay-pass-lifetime", "1m")
+	provider{t, first.base}.createRelay(map[string]any{"claim-type": claimAge, "sandbox": true})
+	first.stop(t)
+
+	second, clock := newRelayServer(t, "--database-url", dsn, "--relay-keys", claimAge+"="+relayKeyOther,
+		"--relay-pass-lifetime", "1m", "--relay-purge-interval", "1s")
+	clock.advance(25 * time.Hour) // past the relay's 24 h and the first key's last pass (2 h + 1 m)
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var firstKey string
+	if err := conn.QueryRow(context.Background(), `SELECT key_id FROM relay_issuing_keys ORDER BY last_issuing_at LIMIT 1`).Scan(&firstKey); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the expired relay is purged and the old key retired", func() bool {
+		var relays int
+		var retired bool
+		err := conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM relays),
+			(SELECT retired_at IS NOT NULL FROM spend_keys WHERE key_id = $1)`, firstKey).Scan(&relays, &retired)
+		return err == nil && relays == 0 && retired
+	})
+	// The key that still issues is kept.
+	var live bool
+	if err := conn.QueryRow(context.Background(), `SELECT bool_and(retired_at IS NULL) FROM spend_keys WHERE key_id <> $1`, firstKey).Scan(&live); err != nil || !live {
+		t.Fatalf("a configured key was retired: %v", err)
+	}
+	second.stop(t)
 }
