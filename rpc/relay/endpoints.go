@@ -74,7 +74,7 @@ func (h *Handler) createRelay(w http.ResponseWriter, r *http.Request, c *Config,
 	if rel.ExpiresAt.Before(exp) {
 		exp = rel.ExpiresAt
 	}
-	access, err := newAccessToken(c.AccessKeys, issuerName(c), rel.ID, now, exp)
+	access, err := newAccessToken(c.AccessKeys, c.Issuer.Name(), rel.ID, now, exp)
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +97,6 @@ func claimType(o object, c *Config) (string, error) {
 	}
 	return ct, nil
 }
-
-func issuerName(c *Config) string { return c.Issuer.Name() }
 
 type challengeAnswer struct {
 	Challenge  string `json:"challenge"`
