@@ -201,3 +201,50 @@ func usageFromStore(ctx context.Context, loader *config.Loader) ([]spend.UsageCo
 	}
 	return counter.Usage(ctx)
 }
+
+// relaySecretPurposes names the rotatable secrets of the relay provider API on the command
+// line.
+var relaySecretPurposes = map[string]string{"challenge-mac": secretChallengeMAC, "access-token": secretAccessToken}
+
+func newRotateRelaySecretCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotate-relay-secret challenge-mac|access-token [--database-url DSN | --data-dir DIR]",
+		Short: "Add a new shared secret of the relay provider API to the store; servers use it after a reload",
+		Long: `Add a new shared secret of the relay provider API to the store.
+
+challenge-mac is the key of the challenges' MAC, access-token the key that signs
+relay-session access tokens. The newest secret signs, every older one still
+verifies, so passes and tokens made before the rotation stay valid. Reload every
+server (SIGHUP) to start signing with it. The embedded store's file serves one
+process at a time: stop the server first.`,
+		Args: cobra.ExactArgs(1),
+	}
+	loader := config.Bind(cmd.Flags(), "database_url", "data_dir")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		purpose, ok := relaySecretPurposes[args[0]]
+		if !ok {
+			return fmt.Errorf("%q: want challenge-mac or access-token", args[0])
+		}
+		cfg, err := loader.Load()
+		if err != nil {
+			return err
+		}
+		store, err := openExistingStore(cmd.Context(), cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		rs, ok := store.(spend.RelayStore)
+		if !ok {
+			return fmt.Errorf("the %T store keeps no relay secrets", store)
+		}
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		if err := rs.AddRelaySecret(cmd.Context(), purpose, secret); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "added a new %s secret; reload every server (SIGHUP) to sign with it\n", args[0])
+		return nil
+	}
+	return cmd
+}

@@ -29,7 +29,7 @@ key that is no longer configured drops all of its records in one step: a
 token can only verify under a configured key, so a retired key's records
 protect nothing.`,
 	}
-	cmd.AddCommand(newKeysGenerateCommand(), newKeysListCommand(), newKeysRetireCommand())
+	cmd.AddCommand(newKeysGenerateCommand(), newKeysListCommand(), newKeysRetireCommand(), newRotateRelaySecretCommand())
 	return cmd
 }
 

@@ -761,3 +761,33 @@ func TestRelayPurge(t *testing.T) {
 	}
 	second.stop(t)
 }
+
+// TestRelaySecretRotation: a new challenge MAC key signs after a reload, and passes made
+// under the old one still redeem.
+func TestRelaySecretRotation(t *testing.T) {
+	data := t.TempDir()
+	args := relayArgs([]string{"--data-dir", data})
+	s := startServer(t, newConfig(t, args...))
+	p := provider{t, s.base}
+	challenge := func(base string) string {
+		return call(t, base+"/api/privacy/v1/relays/challenge", map[string]string{"claim-type": claimAge}).str(t, "challenge")
+	}
+	before := challenge(s.base)
+	oldPass := p.pass(claimAge)
+	s.stop(t)
+	if out, err := run(t, "keys", "rotate-relay-secret", "challenge-mac", "--data-dir", data); err != nil {
+		t.Fatalf("rotate: %v %s", err, out)
+	}
+	if _, err := run(t, "keys", "rotate-relay-secret", "sideways", "--data-dir", data); err == nil {
+		t.Fatal("an unknown secret was rotated")
+	}
+	s2 := startServer(t, newConfig(t, args...))
+	p2 := provider{t, s2.base}
+	if challenge(s2.base) == before {
+		t.Fatal("the challenge MAC did not change after the rotation")
+	}
+	r := p2.createRelay(map[string]any{"claim-type": claimAge, "sandbox": true})
+	if _, consumed := claimOf(t, p2.generateClaim(r, oldPass)); !consumed {
+		t.Fatal("a pass made under the previous MAC key did not redeem")
+	}
+}
