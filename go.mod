@@ -7,6 +7,7 @@ require (
 	filippo.io/nistec v0.0.4
 	github.com/cloudflare/circl v1.6.5
 	github.com/go-viper/mapstructure/v2 v2.4.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/rpc v1.2.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/pressly/goose/v3 v3.29.0

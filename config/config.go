@@ -90,6 +90,7 @@ type Config struct {
 
 	Gateway Gateway `mapstructure:",squash"` // the gateway_* settings (gateway.go)
 	Issue   Issue   `mapstructure:",squash"` // the issuance settings (issue.go)
+	Relay   Relay   `mapstructure:",squash"` // the relay provider API's settings (relay.go)
 
 	// loader made this Config (nil for one built by hand): Reload loads
 	// again from the same sources (reload.go).
@@ -271,6 +272,7 @@ func (l *Loader) Load() (*Config, error) {
 	c.loader = l
 	c.Issue.Keys, c.Issue.TrustedProxies = splitList(c.Issue.Keys), splitList(c.Issue.TrustedProxies)
 	c.given = l.given()
+	c.Relay.Keys, c.Relay.APIKeys, c.Relay.VerifierKeys = splitList(c.Relay.Keys), splitList(c.Relay.APIKeys), splitList(c.Relay.VerifierKeys)
 	return &c, nil
 }
 
@@ -374,9 +376,10 @@ func (c *Config) ValidateServe() error {
 			add("admin_listen must differ from listen")
 		}
 	}
-	if len(c.Keys) == 0 {
-		add("keys: at least one key file is required (--keys, %sKEYS)", EnvPrefix)
+	if len(c.Keys) == 0 && !c.Relay.Enabled() {
+		add("keys: at least one key file is required (--keys, %sKEYS), unless relay_keys are set", EnvPrefix)
 	}
+	errs = append(errs, c.Relay.validate()...)
 	if c.DatabaseURL == "" && strings.TrimSpace(c.DataDir) == "" {
 		add("data_dir: required when database_url is empty")
 	}

@@ -66,6 +66,10 @@ type Options struct {
 	// Issue, when set, mounts POST /api/issue and GET /api/commitments
 	// (issue.go).
 	Issue *IssueOptions
+	// Routes are more endpoints of the main listener: ServeMux patterns with a method
+	// (e.g. "POST /api/privacy/v1/relays") and their handlers, such as the relay provider
+	// API (rpc/relay). A pattern that conflicts with the listener's own is an error.
+	Routes map[string]http.Handler
 }
 
 // Spender records spent tokens; *spend.Postgres and *spend.Bolt satisfy it.
@@ -99,6 +103,7 @@ type Handler struct {
 	rpc      *gorpc.Server
 	mux      *http.ServeMux
 	draining atomic.Bool
+	extra    map[string]http.Handler
 
 	readyMu      sync.Mutex // one store check at a time; others reuse its answer
 	readyAt      time.Time
@@ -127,6 +132,7 @@ func NewHandler(o Options) (*Handler, error) {
 		log:      o.Logger,
 		observer: o.Observer,
 		rpc:      gorpc.NewServer(),
+		extra:    o.Routes,
 	}
 	h.readyTimeout = o.ReadyTimeout
 	methods := make([]string, 0, len(o.Kinds)+1)
@@ -170,7 +176,10 @@ func NewHandler(o Options) (*Handler, error) {
 	if err := h.rpc.RegisterService(&discoverService{}, "Discover"); err != nil {
 		return nil, fmt.Errorf("rpc: register rpc.discover: %w", err)
 	}
-	h.mux = h.routes()
+	var err error
+	if h.mux, err = h.routesChecked(); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -190,7 +199,21 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST /readyz", serveNotPOST)
 	mux.HandleFunc("POST /", serveNoSuchEndpoint)
 	mux.HandleFunc("/", serveNotPOST)
+	for pattern, handler := range h.extra {
+		mux.Handle(pattern, handler)
+	}
 	return mux
+}
+
+// routesChecked is routes, with ServeMux's panic on a conflicting extra pattern turned
+// into an error.
+func (h *Handler) routesChecked() (mux *http.ServeMux, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("rpc: Options.Routes: %v", p)
+		}
+	}()
+	return h.routes(), nil
 }
 
 // StartDraining makes /readyz fail so load balancers stop sending new

@@ -61,6 +61,7 @@ func (o BoltOpened) String() string {
 const (
 	defaultBoltBatchMax = 1024
 	boltLockTimeout     = time.Second // waiting for another process's file lock
+	boltMaxBatchDelay   = 2 * time.Millisecond
 	// boltKeyPrefix precedes the token in each bucket key: bbolt refuses empty keys, and the
 	// byte leaves room for a later change of layout.
 	boltKeyPrefix byte = 0x01

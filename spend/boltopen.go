@@ -131,6 +131,8 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 	if err != nil {
 		return nil, err
 	}
+	// bbolt's Batch (relay redemptions, relaybolt.go) waits at most this for company.
+	db.MaxBatchDelay = boltMaxBatchDelay
 	b := &Bolt{db: db, path: cfg.Path, opened: opened}
 	b.terms = storageTerms{
 		storage: func(id string) string { return fmt.Sprintf("bucket %s of %s", id, b.path) },

@@ -149,6 +149,25 @@
 // base backups), all tables of the schema together: a partition restored without its
 // registry row, or the reverse, is reported by Check.
 //
+// # Relays
+//
+// RelayStore (relay.go) is the relay provider API's storage on both stores: relay
+// sessions, idempotency records, the provider's shared secrets and when each Privacy Pass
+// key last issued (PostgreSQL: migrations/00005; bbolt: buckets inside "ppredeem").
+// RedeemRelay spends a pass and marks the relay redeemed by it as one atomic step: on
+// PostgreSQL one call of the SQL function relay_redeem, one autocommit transaction that
+// locks the relay row (so passes racing for a relay take turns) and inserts the spend into
+// spent_tokens with ON CONFLICT DO NOTHING (so the primary key decides between relays racing
+// for a pass); on bbolt one write transaction. A crash leaves both or neither. The spend is
+// an ordinary spent-token record: the key's partition (bucket) must be prepared, and
+// retiring the key drops it with the key's other records. AddUsageOnce stores an
+// idempotency record and adds to a usage counter in one transaction (PostgreSQL: one
+// statement of data-modifying WITH queries), so a retried request is counted once.
+// Expired relays and records are deleted by PurgeRelays, by their expires_at (PostgreSQL:
+// an index, 10,000 rows per statement; bbolt: an expiry index bucket); relays are written
+// several times in a short life, so row deletes suit them, while spent records of a pass
+// key go all at once with its partition when the key is retired.
+//
 // # Usage counters
 //
 // AddUsage and Usage (usage.go) keep durable counters per (subject, item), for billing: the

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,6 +87,8 @@ type Postgres struct {
 	ready          *readiness
 	acquireTimeout time.Duration
 	spendTimeout   time.Duration
+	relayOnce      sync.Once
+	relays         *relayBatcher // relay redemptions (relaybatch.go), started on first use
 }
 
 // pgTerms names a key's storage in PostgreSQL's terms, for messages.
@@ -396,6 +399,10 @@ func (p *Postgres) Ping(ctx context.Context) error {
 // Close implements Store: queued spends are written first, then the pool is closed.
 func (p *Postgres) Close() error {
 	p.batch.close()
+	p.relayOnce.Do(func() {}) // no batcher starts after Close
+	if p.relays != nil {
+		p.relays.close()
+	}
 	p.ready.close()
 	p.pool.Close()
 	return nil

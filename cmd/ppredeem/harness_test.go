@@ -112,6 +112,12 @@ func startServer(t testing.TB, cfg *config.Config) *testServer {
 // startServerLogging is startServer with the server's logger.
 func startServerLogging(t testing.TB, cfg *config.Config, logger *slog.Logger) *testServer {
 	t.Helper()
+	return startServerClock(t, cfg, logger, nil)
+}
+
+// startServerClock is startServerLogging with the server's clock (nil: time.Now).
+func startServerClock(t testing.TB, cfg *config.Config, logger *slog.Logger, now func() time.Time) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{
 		cancel: cancel, hup: make(chan os.Signal, 1), stopSig: make(chan os.Signal, 2),
@@ -125,6 +131,7 @@ func startServerLogging(t testing.TB, cfg *config.Config, logger *slog.Logger) *
 		reloaded:  func(err error) { s.reloaded <- err },
 		draining:  func() { close(s.draining) },
 		signalled: func(n int) { s.signals <- n },
+		now:       now,
 	}
 	go func() { s.done <- runServer(ctx, cfg, logger, lc) }()
 	select {

@@ -23,7 +23,12 @@ type tokenKind struct {
 // stores, the batcher, the metrics and the error table are shared.
 func tokenKinds() []tokenKind {
 	return []tokenKind{
-		{wire.MethodRedeem, func(c *config.Config) (rpc.KeySet, error) { return voprf.Load(c.Keys, limits(c)) }},
+		{wire.MethodRedeem, func(c *config.Config) (rpc.KeySet, error) {
+			if len(c.Keys) == 0 {
+				return noLegacyKeys{}, nil // a server of the relay provider API only
+			}
+			return voprf.Load(c.Keys, limits(c))
+		}},
 	}
 }
 

@@ -32,36 +32,34 @@ token can only verify under a configured key, so a key no server serves has
 records that protect nothing. The store keeps a tombstone of every retired
 key: it can never serve again.`,
 	}
-	cmd.AddCommand(newKeysGenerateCommand(), newKeysListCommand(), newKeysRetireCommand())
+	cmd.AddCommand(newKeysGenerateCommand(), newKeysListCommand(), newKeysRetireCommand(), newRotateRelaySecretCommand())
 	return cmd
 }
 
 func newKeysGenerateCommand() *cobra.Command {
 	var out string
+	var rsaKey bool
+	var bits int
 	cmd := &cobra.Command{
-		Use:   "generate --out key.pem",
-		Short: "Write a new P-256 redemption key (SEC1 PEM) and print its ID and commitment",
+		Use:   "generate --out key.pem [--rsa [--bits 2048|4096]]",
+		Short: "Write a new P-256 redemption key (SEC1 PEM), or with --rsa a Privacy Pass issuer key, and print its ID",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return errors.New("--out is required")
 			}
+			if rsaKey {
+				return generateRSAKey(cmd.OutOrStdout(), out, bits)
+			}
+			if cmd.Flags().Changed("bits") {
+				return errors.New("--bits applies to --rsa keys only")
+			}
 			key, err := verify.GenerateKey(rand.Reader)
 			if err != nil {
 				return err
 			}
-			// O_EXCL: never overwrite a key that may already be in use.
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return fmt.Errorf("writing key: %w", err)
-			}
-			if _, err := f.Write(key.MarshalPEM()); err != nil {
-				f.Close()
-				os.Remove(out)
-				return fmt.Errorf("writing key: %w", err)
-			}
-			if err := f.Close(); err != nil {
-				return fmt.Errorf("writing key: %w", err)
+			if err := writeNewFile(out, key.MarshalPEM()); err != nil {
+				return err
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "wrote %s\n", out)
@@ -72,6 +70,8 @@ func newKeysGenerateCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the new key to (must not exist)")
+	cmd.Flags().BoolVar(&rsaKey, "rsa", false, "write an RSA Privacy Pass issuer key (PKCS #8 PEM) for relay_keys")
+	cmd.Flags().IntVar(&bits, "bits", 2048, "RSA key size with --rsa: 2048 or 4096")
 	return cmd
 }
 

@@ -35,6 +35,16 @@ type lifecycle struct {
 	// signalled is told, after each value received on stop, how many
 	// have come so far.
 	signalled func(n int)
+	// now is the clock (nil: time.Now); tests move it.
+	now func() time.Time
+}
+
+// clock returns lc.now, or time.Now.
+func (lc lifecycle) clock() func() time.Time {
+	if lc.now != nil {
+		return lc.now
+	}
+	return time.Now
 }
 
 // processLifecycle is the lifecycle of a real process: SIGHUP, and SIGINT

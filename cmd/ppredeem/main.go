@@ -2,7 +2,8 @@
 //
 //	ppredeem serve   --listen 127.0.0.1:8080 --keys a.pem[,b.pem] [--database-url DSN]
 //	ppredeem migrate up|down|status --database-url DSN
-//	ppredeem keys generate|list|retire
+//	ppredeem keys generate [--rsa]|list|retire
+//	ppredeem apikeys generate|usage
 //	ppredeem check   [--database-url DSN | --data-dir DIR] [--json]
 //	ppredeem backup  --out FILE [--data-dir DIR]
 //	ppredeem bench   --url http://127.0.0.1:8080/api/redeem --keys key.pem
@@ -54,7 +55,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServeCommand(), newMigrateCommand(), newKeysCommand(), newBenchCommand())
 	root.AddCommand(newVersionCommand(), newHealthcheckCommand(), newGatewayCommand())
-	root.AddCommand(newCheckCommand(), newBackupCommand(), newIssueCommand())
+	root.AddCommand(newCheckCommand(), newBackupCommand(), newIssueCommand(), newAPIKeysCommand())
 	setVersion(root)
 	return root
 }

@@ -14,12 +14,12 @@ import (
 )
 
 // reloadableSettings are the settings a reload puts in force: the ones
-// the token kinds' loaders read (tokenKinds). A kind that reads another
-// setting adds it here, or a reload keeps that setting's start-up value
-// and reports it as needing a restart. Every other serve setting (the
-// listeners, the store, the pool, the timeouts, logging) is used once at
-// start and needs a restart.
-var reloadableSettings = []string{"keys", "max_token_bytes", "max_bindings", "max_bindings_bytes"}
+// the token kinds' loaders read (tokenKinds) and the relay provider API's
+// (relay.go). A loader that reads another setting adds it here, or a reload
+// keeps that setting's start-up value and reports it as needing a restart.
+// Every other serve setting (the listeners, the store, the pool, the
+// timeouts, logging) is used once at start and needs a restart.
+var reloadableSettings = append([]string{"keys", "max_token_bytes", "max_bindings", "max_bindings_bytes"}, config.RelaySettings...)
 
 // holdTimeout bounds the store's work of a reload or of stopping: taking
 // or dropping the hold on the keys.
@@ -31,8 +31,9 @@ const holdTimeout = 30 * time.Second
 // at once (one pointer). Any failure keeps the previous state in force.
 type reloader struct {
 	running *config.Config           // the settings in force
-	keys    []string                 // the key IDs in force
+	keys    []string                 // the key IDs in force, of every kind and of the relays
 	current *atomic.Pointer[keyring] // read by the handler
+	relays  *relayService            // the relay provider API's keys and credentials
 	hold    *spend.Holding           // the store's record of the keys this server serves
 	gauges  *admin.ReloadGauges      // the outcome of the latest load
 	log     *slog.Logger
@@ -61,15 +62,23 @@ func (r *reloader) apply(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ids := ring.keyIDs()
 	holdCtx, cancel := context.WithTimeout(ctx, holdTimeout)
 	defer cancel()
+	commitRelays, relayIDs, err := r.relays.stage(holdCtx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := checkDistinctKeyIDs(ring.keyIDs(), relayIDs); err != nil {
+		return err
+	}
+	ids := append(ring.keyIDs(), relayIDs...)
 	// Hold the old keys and the new ones while the key sets change, so that
 	// no key this server serves is ever unheld; then release the dropped ones.
 	if err := r.hold.Update(holdCtx, union(r.keys, ids)); err != nil {
 		return fmt.Errorf("the spent-token store cannot take the new keys: %w", err)
 	}
 	r.current.Store(&ring)
+	commitRelays()
 	added, removed := keyChanges(r.keys, ids)
 	if err := r.hold.Update(holdCtx, ids); err != nil {
 		// The new keys serve; the dropped ones stay held (and cannot be
@@ -81,8 +90,8 @@ func (r *reloader) apply(ctx context.Context) error {
 	if len(restart) > 0 {
 		r.log.Warn("settings changed in the configuration need a restart; their values at start stay in force", "settings", restart)
 	}
-	r.log.Info("configuration reloaded", "keys", ids, "added", added, "removed", removed)
-	warnAboutKeys(r.log, ids)
+	r.log.Info("configuration reloaded", "keys", ring.keyIDs(), "relay_keys", relayIDs, "added", added, "removed", removed)
+	warnAboutKeys(r.log, ring.keyIDs())
 	return nil
 }
 

@@ -112,9 +112,19 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	if err := logStore(ctx, log, cfg, store); err != nil {
 		return err
 	}
+	bodies := httpbody.NewBudget(cfg.MaxInflightBodyBytes) // every endpoint of the main listener
+	m.MustRegister(admin.BodyBudgetCollectors(bodies)...)
+	relays, err := newRelayService(ctx, cfg, store, log, lc.clock(), bodies)
+	if err != nil {
+		return err
+	}
+	m.MustRegister(relays.handler.Collectors()...)
+	if err := checkDistinctKeyIDs(ring.keyIDs(), relays.KeyIDs()); err != nil {
+		return err
+	}
 	// The hold prepares every key's storage and records in the store that
 	// this server serves them, so that no key is retired under it.
-	hold, err := spend.StartHolding(ctx, store, ring.keyIDs(), spend.HoldConfig{OnRenew: holdRenewals(log)})
+	hold, err := spend.StartHolding(ctx, store, append(ring.keyIDs(), relays.KeyIDs()...), spend.HoldConfig{OnRenew: holdRenewals(log)})
 	if err != nil {
 		return fmt.Errorf("the spent-token store cannot take the configured keys: %w", err)
 	}
@@ -130,8 +140,6 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	if err != nil {
 		return err
 	}
-	bodies := httpbody.NewBudget(cfg.MaxInflightBodyBytes) // every endpoint of the main listener
-	m.MustRegister(admin.BodyBudgetCollectors(bodies)...)
 	handler, err := rpc.NewHandler(rpc.Options{
 		Kinds:        kinds,
 		Spender:      store,
@@ -144,21 +152,25 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		Logger:       log,
 		Observer:     m,
 		Issue:        issue,
+		Routes:       relays.routes(),
 	})
 	if err != nil {
 		return err
 	}
 	srv := publicServer(cfg, m.Instrument(handler), log)
-	reloads := &reloader{running: cfg, keys: ring.keyIDs(), current: &current, hold: hold, gauges: admin.NewReloadGauges(m), log: log}
+	reloads := &reloader{running: cfg, keys: hold.Keys(), current: &current, relays: relays, hold: hold, gauges: admin.NewReloadGauges(m), log: log}
 	reloads.gauges.Observe(nil, time.Now()) // the configuration loaded at start
-	adminSrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
+	adminSrv := &http.Server{Handler: adminHandler(m, store), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
 	ls, err := listen(srv, cfg.Listen, adminSrv, cfg.AdminListen)
 	if err != nil {
 		return err
 	}
 	log.Info("ppredeem serving", "listen", ls.mainLn.Addr().String(), "admin_listen", addrString(ls.adminAddr()),
-		"store", storeName(cfg), "keys", ring.keyIDs(), "version", build.Version, "revision", build.Revision)
+		"store", storeName(cfg), "keys", ring.keyIDs(), "relay_keys", relays.KeyIDs(), "version", build.Version, "revision", build.Revision)
 	warnAboutKeys(log, ring.keyIDs())
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go relays.purgeLoop(purgeCtx)
 	return ls.serve(ctx, log, lc, shutdownPlan{
 		drainDelay:      cfg.DrainDelay,
 		shutdownTimeout: cfg.ShutdownTimeout,

@@ -103,6 +103,9 @@ func NewIssuer(c Config) (*Issuer, error) {
 	return &Issuer{name: c.IssuerName, macKeys: macKeys, keys: c.Keys, lifetime: lifetime}, nil
 }
 
+// Name returns the issuer name of the challenges.
+func (is *Issuer) Name() string { return is.name }
+
 // Keys returns the issuer's key set.
 func (is *Issuer) Keys() *KeySet { return is.keys }
 
