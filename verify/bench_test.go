@@ -34,13 +34,13 @@ package verify
 import (
 	"crypto/rand"
 	"math/big"
-	"runtime"
 	"strconv"
 	"testing"
-	"time"
 
 	"filippo.io/nistec"
 	"github.com/cloudflare/circl/group"
+
+	"github.com/ppredeem/ppredeem/verify/internal/benchclock"
 )
 
 func benchRedemption(b *testing.B, tuple int) *Redemption {
@@ -139,7 +139,7 @@ func randomRedemptions(b *testing.B, k *Key, n int) []*Redemption {
 // Verify/increment-1key calls and reports their quotient: "x-baseline" from
 // the thread's CPU time (on Linux; elsewhere from wall time), which a busy
 // machine disturbs far less than wall time, and "x-baseline-wall" from wall
-// time. Its ns/op is the sum of the two operations.
+// time. Its ns/op is zero; ns/pair is the two operations together.
 func BenchmarkVerifyRatio(b *testing.B) {
 	tk := testKey(b)
 	ks, _ := NewKeySet([]*Key{tk})
@@ -147,45 +147,22 @@ func BenchmarkVerifyRatio(b *testing.B) {
 	T := benchPoint(b)
 	N := nistec.NewP256Point()
 
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	_, haveCPU := threadCPUTime()
-	now := func() (wall, cpu time.Duration) {
-		c, _ := threadCPUTime()
-		return time.Duration(time.Now().UnixNano()), c
-	}
 	const block = 8
-	var baseWall, baseCPU, verWall, verCPU time.Duration
-	for b.Loop() {
-		w0, c0 := now()
+	s := benchclock.Interleave(b, func() {
 		for range block {
 			if _, err := N.ScalarMult(T, tk.scalar[:]); err != nil {
 				b.Fatal(err)
 			}
 		}
-		w1, c1 := now()
+	}, func() {
 		for range block {
 			if _, err := ks.Verify(r); err != nil {
 				b.Fatal(err)
 			}
 		}
-		w2, c2 := now()
-		baseWall += w1 - w0
-		verWall += w2 - w1
-		baseCPU += c1 - c0
-		verCPU += c2 - c1
-	}
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64(baseWall+verWall)/float64(b.N*block), "ns/pair")
-	if baseWall > 0 {
-		b.ReportMetric(float64(verWall)/float64(baseWall), "x-baseline-wall")
-	}
-	if !haveCPU {
-		baseCPU, verCPU = baseWall, verWall
-	}
-	if baseCPU > 0 {
-		b.ReportMetric(float64(verCPU)/float64(baseCPU), "x-baseline")
-	}
+	})
+	s.Report(b)
+	b.ReportMetric(float64(s.BaseWall+s.SubjectWall)/float64(s.Rounds*block), "ns/pair")
 }
 
 func BenchmarkHashToCurve(b *testing.B) {
@@ -243,44 +220,21 @@ func BenchmarkSignBatchRatio(b *testing.B) {
 	for _, m := range issueBatchSizes {
 		b.Run(strconv.Itoa(m), func(b *testing.B) {
 			_, req := batch(b, newPointWalk(b, 2), m, true)
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			_, haveCPU := threadCPUTime()
-			now := func() (wall, cpu time.Duration) {
-				c, _ := threadCPUTime()
-				return time.Duration(time.Now().UnixNano()), c
-			}
-			var baseWall, baseCPU, signWall, signCPU time.Duration
-			for b.Loop() {
-				w0, c0 := now()
+			s := benchclock.Interleave(b, func() {
 				for range m {
 					if _, err := N.ScalarMult(T, k.scalar[:]); err != nil {
 						b.Fatal(err)
 					}
 				}
-				w1, c1 := now()
+			}, func() {
 				if _, err := k.SignBatch(nil, req); err != nil {
 					b.Fatal(err)
 				}
-				w2, c2 := now()
-				baseWall += w1 - w0
-				signWall += w2 - w1
-				baseCPU += c1 - c0
-				signCPU += c2 - c1
-			}
-			tokens := float64(m) * float64(b.N)
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(float64(signWall)/tokens, "ns/token")
-			b.ReportMetric(float64(baseWall)/tokens, "ns/baseline")
-			if baseWall > 0 {
-				b.ReportMetric(float64(signWall)/float64(baseWall), "x-baseline-wall")
-			}
-			if !haveCPU {
-				baseCPU, signCPU = baseWall, signWall
-			}
-			if baseCPU > 0 {
-				b.ReportMetric(float64(signCPU)/float64(baseCPU), "x-baseline")
-			}
+			})
+			tokens := float64(m) * float64(s.Rounds)
+			s.Report(b)
+			b.ReportMetric(float64(s.SubjectWall)/tokens, "ns/token")
+			b.ReportMetric(float64(s.BaseWall)/tokens, "ns/baseline")
 		})
 	}
 }

@@ -24,9 +24,10 @@ import (
 	"crypto/sha512"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/cloudflare/circl/blindsign/blindrsa"
+
+	"github.com/ppredeem/ppredeem/verify/internal/benchclock"
 )
 
 type benchFixture struct {
@@ -79,54 +80,35 @@ func BenchmarkParsePass(b *testing.B) {
 }
 
 // BenchmarkVerifyRatio reports Issuer.Verify ÷ bare rsa.VerifyPSS, measured
-// in interleaved blocks in one run: "x-baseline" from the thread's CPU time
-// (Linux; elsewhere wall time), which a busy machine disturbs far less than
-// wall time, and "x-baseline-wall". Its ns/op is the pair. Verify's garbage
-// is collected partly on other threads, which the CPU-time ratio does not
-// see; with 5 KB and about 50 allocations per call that is small.
+// in interleaved blocks in one run (package verify/internal/benchclock):
+// "x-baseline" from the thread's CPU time (Linux; elsewhere wall time),
+// which a busy machine disturbs far less than wall time, and
+// "x-baseline-wall". Its ns/op is zero; ns/pair is the pair. Verify's
+// garbage is collected partly on other threads, which the CPU-time ratio
+// does not see; with 5 KB and about 50 allocations per call that is small.
 func BenchmarkVerifyRatio(b *testing.B) {
 	fx := newBenchFixture(b)
 	opts := &rsa.PSSOptions{SaltLength: 48, Hash: crypto.SHA384}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	_, haveCPU := threadCPUTime()
-	now := func() (wall, cpu time.Duration) {
-		c, _ := threadCPUTime()
-		return time.Duration(time.Now().UnixNano()), c
-	}
 	const block = 8
-	var baseWall, baseCPU, verWall, verCPU time.Duration
-	for b.Loop() {
-		w0, c0 := now()
+	s := benchclock.Interleave(b, func() {
 		for range block {
 			if err := rsa.VerifyPSS(fx.pub, crypto.SHA384, fx.digest, fx.sig, opts); err != nil {
 				b.Fatal(err)
 			}
 		}
-		w1, c1 := now()
+	}, func() {
 		for range block {
 			if _, err := fx.is.Verify(fx.token, testNow); err != nil {
 				b.Fatal(err)
 			}
 		}
-		w2, c2 := now()
-		baseWall += w1 - w0
-		verWall += w2 - w1
-		baseCPU += c1 - c0
-		verCPU += c2 - c1
-	}
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64(baseWall+verWall)/float64(b.N*block), "ns/pair")
-	if baseWall > 0 {
-		b.ReportMetric(float64(verWall)/float64(baseWall), "x-baseline-wall")
-	}
-	if !haveCPU {
-		baseCPU, verCPU = baseWall, verWall
-	}
-	if baseCPU > 0 {
-		b.ReportMetric(float64(verCPU)/float64(baseCPU), "x-baseline")
-		b.ReportMetric(float64(verCPU)/float64(b.N*block), "verify-cpu-ns")
-		b.ReportMetric(float64(baseCPU)/float64(b.N*block), "baseline-cpu-ns")
+	})
+	s.Report(b)
+	ops := float64(s.Rounds * block)
+	b.ReportMetric(float64(s.BaseWall+s.SubjectWall)/ops, "ns/pair")
+	if s.BaseCPU > 0 {
+		b.ReportMetric(float64(s.SubjectCPU)/ops, "verify-cpu-ns")
+		b.ReportMetric(float64(s.BaseCPU)/ops, "baseline-cpu-ns")
 	}
 }
 
@@ -150,7 +132,7 @@ func BenchmarkBlindSign(b *testing.B) {
 	b.Run("rsa2048", func(b *testing.B) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		c0, haveCPU := threadCPUTime()
+		c0, haveCPU := benchclock.ThreadCPU()
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, _, err := is.BlindSign(key.TokenKeyID(), blinded); err != nil {
@@ -158,7 +140,7 @@ func BenchmarkBlindSign(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signs/s")
-		if c1, _ := threadCPUTime(); haveCPU {
+		if c1, _ := benchclock.ThreadCPU(); haveCPU {
 			// CPU time per signature: what one core sustains on an idle machine.
 			b.ReportMetric(float64(b.N)/(c1-c0).Seconds(), "signs/cpu-s")
 		}
@@ -192,13 +174,13 @@ func BenchmarkSignPSSStdlib(b *testing.B) {
 	opts := &rsa.PSSOptions{SaltLength: 48, Hash: crypto.SHA384}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	c0, haveCPU := threadCPUTime()
+	c0, haveCPU := benchclock.ThreadCPU()
 	for b.Loop() {
 		if _, err := rsa.SignPSS(rand.Reader, key.priv, crypto.SHA384, d[:], opts); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if c1, _ := threadCPUTime(); haveCPU {
+	if c1, _ := benchclock.ThreadCPU(); haveCPU {
 		b.ReportMetric(float64(b.N)/(c1-c0).Seconds(), "signs/cpu-s")
 	}
 }
