@@ -301,7 +301,7 @@ func checkLimits(t testing.TB, r *Redemption, lim Limits) {
 
 func TestParseParamsTwoEncodingsOneToken(t *testing.T) {
 	// A JSON escape in the base64 text gives the same token bytes: the spend
-	// identity is the decoded token, never the request text (STYLE.md §3).
+	// identity is the decoded token, never the request text (verify/PROTOCOL.md §6).
 	a, err1 := ParseParams([]byte(expand(`{"data":[TOK,TAG],"bindings":[]}`)), Limits{})
 	b, err2 := ParseParams([]byte(expand(`{"data":["\u0041AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",TAG],"bindings":[]}`)), Limits{})
 	if err1 != nil || err2 != nil || !bytes.Equal(a.Token, b.Token) {

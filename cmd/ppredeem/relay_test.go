@@ -296,7 +296,7 @@ func TestRelayFlow(t *testing.T) {
 	})
 }
 
-// TestRelayClaimTable: every row of RELAY.md §3.4's table, and the refusals of the other
+// TestRelayClaimTable: each row of rpc/relay/PROTOCOL.md §3.4, and the refusals of the other
 // endpoints.
 func TestRelayClaimTable(t *testing.T) {
 	forEachStore(t, func(t *testing.T, storeArgs []string) {

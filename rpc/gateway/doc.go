@@ -3,7 +3,8 @@
 // client side of Privacy Pass issuance for the platform and delegates
 // everything else to a provider API (ppredeem serve, or any service
 // speaking the same API) at an upstream base URL. It holds no keys and no
-// database: every call carries its own credentials.
+// database: every call carries its own credentials. The design it
+// implements is rpc/relay/PROTOCOL.md §2.
 //
 // # Endpoints
 //

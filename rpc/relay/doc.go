@@ -6,6 +6,11 @@
 // the upstream relay service whose published server SDK must work against it, so paths,
 // headers, member names, encodings, statuses and titles are a contract.
 //
+// rpc/relay/PROTOCOL.md, beside this file, describes the whole design as ppredeem
+// implements it: the pass format and its cryptography (§1), the gateway (§2), this API
+// (§3), what its users expect around it (§4), and what ppredeem decided where the design
+// is silent (§5). Comments cite it as "rpc/relay/PROTOCOL.md §n".
+//
 // # Endpoints
 //
 //	POST /api/privacy/v1/relays                   {"claim-type","encryption-key-pem"?,"sandbox"?}
@@ -60,10 +65,10 @@
 //
 // # generate-claim
 //
-// The checks run in RELAY.md's order: relay and secret (the secret's SHA-256 compared in
-// constant time with the stored hash), then (with an Idempotency-Key) a stored final
-// answer, then the pass (verify/pass: form, key, MAC, signature, lifetime), the claim
-// type, the claim's report. A failed claim answers its payload with token-consumed false
+// The checks run in the order of rpc/relay/PROTOCOL.md §3.4: relay and secret (the
+// secret's SHA-256 compared in constant time with the stored hash), then (with an
+// Idempotency-Key) a stored final answer, then the pass (verify/pass: form, key, MAC,
+// signature, lifetime), the claim type, the claim's report. A failed claim answers its payload with token-consumed false
 // and spends nothing; a passed one calls spend.RelayStore.RedeemRelay, which spends the
 // pass (SHA-256 of its nonce, under the key's store ID, in the same spent-token store as
 // legacy tokens) and marks the relay redeemed by it in one transaction: PostgreSQL's

@@ -22,7 +22,7 @@ type relayAnswer struct {
 	AccessToken string `json:"relay-session-access-token"`
 }
 
-// createRelay serves POST /api/privacy/v1/relays (RELAY.md §3.1).
+// createRelay serves POST /api/privacy/v1/relays (rpc/relay/PROTOCOL.md §3.1).
 func (h *Handler) createRelay(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
 	body, err := h.readBody(r)
 	if err != nil {
@@ -104,7 +104,7 @@ type challengeAnswer struct {
 	TokenKeyID string `json:"token-key-id"`
 }
 
-// challenge serves POST /api/privacy/v1/relays/challenge (RELAY.md §3.2).
+// challenge serves POST /api/privacy/v1/relays/challenge (rpc/relay/PROTOCOL.md §3.2).
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
 	body, err := h.readBody(r)
 	if err != nil {
@@ -137,7 +137,7 @@ func usageSubject(apiKeyName string) string { return "apikey:" + apiKeyName }
 // UsageSubjectPrefix starts the usage subjects of API keys (see spend.UsageCount).
 const UsageSubjectPrefix = "apikey:"
 
-// issue serves POST /api/v1/privacy-passes (RELAY.md §3.3): the blind signature, billed
+// issue serves POST /api/v1/privacy-passes (rpc/relay/PROTOCOL.md §3.3): the blind signature, billed
 // to the API key durably before it is returned, once per Idempotency-Key.
 func (h *Handler) issue(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
 	cred, ok := match(c.APIKeys, bearer(r))
@@ -237,8 +237,8 @@ type claimAnswer struct {
 	Consumed bool   `json:"token-consumed"`
 }
 
-// generateClaim serves POST /api/privacy/v1/relays/{relay-token}/generate-claim (RELAY.md
-// §3.4), its checks in the order of the table there.
+// generateClaim serves POST /api/privacy/v1/relays/{relay-token}/generate-claim
+// (rpc/relay/PROTOCOL.md §3.4), its checks in the order of the table there.
 func (h *Handler) generateClaim(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
 	token := r.PathValue("relayToken")
 	if !validRelayToken(token) {
@@ -382,7 +382,7 @@ const (
 	reportResultMsg = `claim-result must be "passed" or "failed"`
 )
 
-// reportClaim serves POST /api/privacy/v1/relay-sessions/claim (RELAY.md §3.5).
+// reportClaim serves POST /api/privacy/v1/relay-sessions/claim (rpc/relay/PROTOCOL.md §3.5).
 func (h *Handler) reportClaim(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
 	if _, ok := match(c.VerifierKeys, bearer(r)); !ok {
 		return nil, refuse(rowUnauthorized, "a configured verifier key is required: Authorization: Bearer <verifier key>")

@@ -12,7 +12,8 @@ import (
 // Title is the stable title of an error answer: a contract, clients match on it.
 type Title string
 
-// The titles of RELAY.md §3 and those this implementation adds where it is silent.
+// The titles of rpc/relay/PROTOCOL.md §3: the design's, and those ppredeem adds where the
+// design is silent (§5).
 const (
 	TitleNotFound           Title = "Not found"
 	TitleInvalidPass        Title = "Invalid Privacy Pass"

@@ -19,7 +19,7 @@ import (
 	"github.com/ppredeem/ppredeem/verify/pass"
 )
 
-// Paths of the provider API (RELAY.md §3).
+// Paths of the provider API (rpc/relay/PROTOCOL.md §3).
 const (
 	PathRelays      = "/api/privacy/v1/relays"
 	PathChallenge   = "/api/privacy/v1/relays/challenge"
@@ -34,7 +34,7 @@ const (
 	DefaultRelayLifetime  = 24 * time.Hour
 	DefaultIdempotencyTTL = 24 * time.Hour
 	DefaultMaxBodyBytes   = 64 << 10
-	// AccessTokenLifetime is how long a relay-session-access-token is valid (RELAY.md §3.1).
+	// AccessTokenLifetime is how long a relay-session-access-token is valid (rpc/relay/PROTOCOL.md §3.1).
 	AccessTokenLifetime = 30 * time.Minute
 )
 

@@ -11,7 +11,7 @@ import (
 	"fmt"
 )
 
-// Claim payloads (RELAY.md §3.4): the JSON text
+// Claim payloads (rpc/relay/PROTOCOL.md §3.4): the JSON text
 //
 //	{"claim_type":"…","claim_result":"passed"|"failed","methodology":[{"method":"…","result":"…"}]}
 //

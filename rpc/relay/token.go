@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Relay tokens and secrets (RELAY.md §3.1).
+// Relay tokens and secrets (rpc/relay/PROTOCOL.md §3.1).
 const (
 	relayTokenPrefix = "relay_"
 	relayTokenChars  = 22 // base64url of 16 random bytes: 128 bits

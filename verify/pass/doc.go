@@ -5,6 +5,8 @@
 // function that needs the time takes it as an argument), keeps no mutable
 // state, and logs nothing. Recording the spend, the HTTP mapping of the
 // verdicts and the claim-type check against a relay belong to the caller.
+// The format, with the rest of the relay design, is described in
+// rpc/relay/PROTOCOL.md §1.
 //
 // # Keys
 //

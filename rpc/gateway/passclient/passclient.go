@@ -1,8 +1,8 @@
 // Package passclient builds Privacy Passes on the client side: the steps of
 // issuance that the holder of a pass performs (ppredeem gateway performs them
-// for a platform). It is written from the pass format alone, without any of
-// the provider's code, so that tests can check a provider against an
-// independent client.
+// for a platform). It is written from the pass format alone
+// (rpc/relay/PROTOCOL.md §1), without any of the provider's code, so that
+// tests can check a provider against an independent client.
 //
 // A pass is token type 2, Blind RSA (RFC 9474 RSABSSA-SHA384-PSS, salt
 // length 48), with a variant of the RFC 9578 token input for publicly
