@@ -174,7 +174,7 @@ func waitForLog(t *testing.T, p *process, want string) {
 
 // newGatewayConfig decodes the gateway's settings from args as the command
 // does.
-func newGatewayConfig(t *testing.T, args ...string) *config.Config {
+func newGatewayConfig(t testing.TB, args ...string) *config.Config {
 	t.Helper()
 	fs := pflag.NewFlagSet("gateway", pflag.ContinueOnError)
 	loader := config.BindRenamed(fs, gatewayFlags, gatewaySettings...)

@@ -119,24 +119,7 @@ func callErr(ctx context.Context, url string, body any, header ...string) (answe
 	default:
 		raw, _ = json.Marshal(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
-	if err != nil {
-		return answer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := rpctest.HTTPClient().Do(req)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{resp.StatusCode, b}, nil
+	return send(ctx, http.MethodPost, url, bytes.NewReader(raw), header...)
 }
 
 // provider is a test client of one server's provider API.
