@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -34,19 +35,28 @@ import (
 // provider; the provider itself is never faked here.
 
 // testGateway is `ppredeem gateway`'s wiring (runGateway) run in-process on
-// free ports, with its admin listener and its logs at debug level.
+// free ports, with its admin listener.
 type testGateway struct {
 	base, admin string
-	logs        *syncBuffer
 }
 
 // startGateway runs runGateway with the gateway's flags args (the listeners
-// are chosen here) and stops it gracefully when the test ends.
+// are chosen here) and stops it gracefully when the test ends. Its logs go
+// to stderr with -v, as startServer's do.
 func startGateway(t testing.TB, args ...string) *testGateway {
 	t.Helper()
+	logger := discardLogger()
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return startGatewayLogging(t, logger, args...)
+}
+
+// startGatewayLogging is startGateway with the gateway's logger.
+func startGatewayLogging(t testing.TB, logger *slog.Logger, args ...string) *testGateway {
+	t.Helper()
 	cfg := newGatewayConfig(t, append([]string{"--admin-listen", "127.0.0.1:0"}, args...)...)
-	g := &testGateway{logs: new(syncBuffer)}
-	logger := slog.New(slog.NewJSONHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g := &testGateway{}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan [2]net.Addr, 1)
 	done := make(chan error, 1)
