@@ -324,13 +324,20 @@ func TestGatewayRetriedRedeem(t *testing.T) {
 		if !strings.Contains(logs, `"msg":"gateway request"`) {
 			t.Fatalf("no request was logged:\n%s", logs)
 		}
-		for what, secret := range map[string]string{"pass": pass, "second pass": pass2, "relay secret": r.secret,
-			"relay token": r.token, "access token": r.access, "API key": testAPIKey, "claim payload": claim.Payload} {
-			if strings.Contains(logs, secret) {
-				t.Errorf("the gateways' logs hold the %s", what)
-			}
-		}
+		wantNoSecrets(t, logs, map[string]string{"pass": pass, "second pass": pass2, "relay secret": r.secret,
+			"relay token": r.token, "access token": r.access, "API key": testAPIKey, "claim payload": claim.Payload})
 	})
+}
+
+// wantNoSecrets fails the test when logs hold one of the secrets, named by
+// what they are.
+func wantNoSecrets(t testing.TB, logs string, secrets map[string]string) {
+	t.Helper()
+	for what, secret := range secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the gateway's logs hold the %s", what)
+		}
+	}
 }
 
 // TestGatewayLostAnswers: once on each provider call, the provider does the
@@ -515,6 +522,11 @@ func TestGatewayUpstreamDown(t *testing.T) {
 			wantStatus(t, what+" with the provider down", a, 502, "Network error")
 		}
 		waitFor(t, "/readyz fails with the provider down", func() bool { return getStatus(t, gw.base+"/readyz") == 503 })
+		// The network errors are logged (warn), without the redeem's URL.
+		if !strings.Contains(gw.output(), `"title":"Network error"`) {
+			t.Fatalf("no network error logged:\n%s", gw.output())
+		}
+		wantNoSecrets(t, gw.output(), map[string]string{"relay token": r.token, "relay secret": r.secret, "pass": pass, "API key": testAPIKey})
 
 		startProcess(t, args...)
 		waitFor(t, "/readyz recovers with the provider back", func() bool { return getStatus(t, gw.base+"/readyz") == 200 })
