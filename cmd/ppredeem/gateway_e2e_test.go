@@ -762,3 +762,48 @@ func TestGatewayLargeKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestGatewayLogsCorrelate: a platform's X-Request-Id goes through the
+// gateway to the provider, so the provider's log line of a redeem carries
+// the platform's request ID and names the relay by the same short hash as
+// the gateway's line does.
+func TestGatewayLogsCorrelate(t *testing.T) {
+	var serveLogs, gatewayLogs syncBuffer
+	debugJSON := func(w io.Writer) *slog.Logger {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s := startServerLogging(t, newConfig(t, relayArgs(embeddedStore(t))...), debugJSON(&serveLogs))
+	g := startGatewayLogging(t, debugJSON(&gatewayLogs), "--upstream", s.base)
+	pf := platform{t, g.base}
+	r := pf.createRelay(sandboxRelay)
+	pass := pf.pass()
+	a, err := send(context.Background(), http.MethodPost, g.base+"/relays/"+r.token+"/redeem", strings.NewReader(redeemBody(pass)),
+		"Persona-Relay-Secret", r.secret, "X-Request-Id", "platform-request-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, consumed := claimOf(t, a); !consumed {
+		t.Fatalf("redeem: %s", a.body)
+	}
+	relayLabel := func(logs, msg, endpoint string) string {
+		t.Helper()
+		for line := range strings.Lines(logs) {
+			var rec struct {
+				Msg       string `json:"msg"`
+				Endpoint  string `json:"endpoint"`
+				Relay     string `json:"relay"`
+				RequestID string `json:"request_id"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg && rec.Endpoint == endpoint && rec.RequestID == "platform-request-1" {
+				return rec.Relay
+			}
+		}
+		t.Fatalf("no %q line for %s with the platform's request ID:\n%s", msg, endpoint, logs)
+		return ""
+	}
+	gw := relayLabel(gatewayLogs.String(), "gateway request", "redeem")
+	provider := relayLabel(serveLogs.String(), "relay request", "generate_claim")
+	if gw == "" || gw != provider {
+		t.Fatalf("the gateway names the relay %q, the provider %q", gw, provider)
+	}
+}
