@@ -63,17 +63,6 @@ var (
 
 func proxyAnswer(status int) tapFault { return tapFault{kind: tapAnswer, status: status} }
 
-// faultOn is a rule: the faults of the first requests of one call, in
-// order; every other request is forwarded.
-func faultOn(call string, faults ...tapFault) func(string, int) tapFault {
-	return func(c string, n int) tapFault {
-		if c == call && n <= len(faults) {
-			return faults[n-1]
-		}
-		return forward
-	}
-}
-
 type tapRequestKey struct{}
 
 type tapRequest struct {
