@@ -255,6 +255,8 @@ func TestGatewayDocExample(t *testing.T) {
 				t.Fatal("the pass of a failed claim was not refunded")
 			}
 		})
+		wantStatus(t, "a wrong API key", call(t, g.base+"/relays/privacy-passes", `{ "claim-type": "age_over18_united_kingdom" }`,
+			"Authorization", "Bearer wrong"), 401, "Unauthorized")
 		if got := usage(t, s.admin)["apikey:billing "+claimAge]; got != int64(issued) {
 			t.Fatalf("%d passes billed, the gateway issued %d", got, issued)
 		}
