@@ -134,11 +134,11 @@ func (p platform) redeem(r relaySession, pass string) answer {
 	return call(p.t, p.gateway+"/relays/"+r.token+"/redeem", redeemBody(pass), "Persona-Relay-Secret", r.secret)
 }
 
-// platformKey is the platform's RSA key pair: the private key and the
-// public key as the PEM of encryption-key-pem.
-func platformKey(t testing.TB) (*rsa.PrivateKey, string) {
+// platformKey is the platform's RSA key pair of bits bits: the private key
+// and the public key as the PEM of encryption-key-pem.
+func platformKey(t testing.TB, bits int) (*rsa.PrivateKey, string) {
 	t.Helper()
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	priv, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestGatewayDocExample(t *testing.T) {
 	forEachStore(t, func(t *testing.T, storeArgs []string) {
 		s, _ := newRelayServer(t, relayArgs(storeArgs, "--admin-listen", "127.0.0.1:0")...)
 		g := startGateway(t, "--upstream", s.base)
-		priv, publicPEM := platformKey(t)
+		priv, publicPEM := platformKey(t, 2048)
 		keyJSON, _ := json.Marshal(publicPEM)
 		issued := 0
 		for _, c := range []struct {
@@ -736,12 +736,8 @@ func TestGatewayLargeKeys(t *testing.T) {
 	if out, err := run(t, "keys", "generate", "--rsa", "--bits", "4096", "--out", issuerKey); err != nil {
 		t.Fatalf("keys generate: %v %s", err, out)
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	keyJSON, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	priv, publicPEM := platformKey(t, 4096)
+	keyJSON, _ := json.Marshal(publicPEM)
 	forEachStore(t, func(t *testing.T, storeArgs []string) {
 		s, _ := newRelayServer(t, append(storeArgs, "--relay-keys", claimAge+"="+issuerKey, "--relay-sandbox",
 			"--api-keys", "billing="+sha256Hex(testAPIKey))...)

@@ -48,7 +48,7 @@ func TestREADMEGatewayExample(t *testing.T) {
 
 	s, _ := newRelayServer(t, relayArgs(embeddedStore(t))...)
 	g := startGateway(t, "--upstream", s.base)
-	priv, publicPEM := platformKey(t)
+	priv, publicPEM := platformKey(t, 2048)
 	pemJSON, _ := json.Marshal(publicPEM)
 	values := map[string]string{
 		"<gateway>":             strings.TrimPrefix(g.base, "http://"),
