@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"syscall"
@@ -44,24 +43,7 @@ func benchGatewayRedeem(b *testing.B, storeArgs []string, workers int) {
 	client := benchClient()
 	n := b.N
 	passes := mintPasses(b, srv.base, 2*n)
-	relays := make([]relaySession, 2*n)
-	if _, err := parallel(16, 2*n, func(i int) error {
-		a, err := callWith(client, srv.base+"/api/privacy/v1/relays", `{"claim-type":"`+claimAge+`","sandbox":true}`)
-		if err != nil || a.status != 200 {
-			return benchError("create relay failed")
-		}
-		var r struct {
-			Token  string `json:"relay-token"`
-			Secret string `json:"relay-secret"`
-		}
-		if err := json.Unmarshal(a.body, &r); err != nil {
-			return err
-		}
-		relays[i] = relaySession{token: r.Token, secret: r.Secret}
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
+	relays := sandboxRelays(b, client, srv.base, 2*n)
 	consumed := func(a answer, err error) error {
 		switch {
 		case err != nil:
