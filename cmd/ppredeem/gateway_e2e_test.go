@@ -707,9 +707,15 @@ func TestGatewayRefusalsStayLocal(t *testing.T) {
 	}
 }
 
-// send makes one HTTP request with a JSON Content-Type (which header can
-// replace) and reads the answer.
+// send makes one HTTP request with rpctest's client; see sendWith.
 func send(ctx context.Context, method, url string, body io.Reader, header ...string) (answer, error) {
+	return sendWith(ctx, rpctest.HTTPClient(), method, url, body, header...)
+}
+
+// sendWith makes one HTTP request with a JSON Content-Type (which header
+// can replace) and the headers given as name, value pairs, and reads the
+// answer.
+func sendWith(ctx context.Context, client *http.Client, method, url string, body io.Reader, header ...string) (answer, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return answer{}, err
@@ -718,7 +724,7 @@ func send(ctx context.Context, method, url string, body io.Reader, header ...str
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := rpctest.HTTPClient().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return answer{}, err
 	}

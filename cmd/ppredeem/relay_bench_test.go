@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -244,22 +243,5 @@ func BenchmarkRelayIssue(b *testing.B) {
 }
 
 func callWith(client *http.Client, url, body string, header ...string) (answer, error) {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return answer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	body2, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{resp.StatusCode, body2}, nil
+	return sendWith(context.Background(), client, http.MethodPost, url, strings.NewReader(body), header...)
 }
