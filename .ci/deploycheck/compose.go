@@ -130,14 +130,20 @@ func (c *Compose) Check(repo Repo, im Image, defaults Defaults) []Problem {
 	for _, s := range c.ppredeemServices(repo, im) {
 		switch s.command {
 		case "serve":
+			checkStopGrace(&ps, s, defaults)
 			c.checkServe(&ps, repo, s, defaults, testKey, &embedded)
 			listen, fromFlag := s.setting("--listen", "PPREDEEM_LISTEN", defaults.Listen)
-			c.checkListener(&ps, s, listen, !fromFlag)
+			admin, _ := s.setting("--admin-listen", "PPREDEEM_ADMIN_LISTEN", "")
+			c.checkListener(&ps, s, listen, admin, !fromFlag)
 		case "gateway":
 			// `ppredeem gateway` listens on --listen, else PPREDEEM_GATEWAY_LISTEN,
-			// else 127.0.0.1:8081 (its own setting, not serve's listen).
+			// else 127.0.0.1:8081, and serves metrics on --admin-listen, else
+			// PPREDEEM_GATEWAY_ADMIN_LISTEN (its own settings, not serve's); it
+			// drains on SIGTERM with the same shutdown_timeout and drain_delay.
+			checkStopGrace(&ps, s, defaults)
 			listen, _ := s.setting("--listen", "PPREDEEM_GATEWAY_LISTEN", "127.0.0.1:8081")
-			c.checkListener(&ps, s, listen, false)
+			admin, _ := s.setting("--admin-listen", "PPREDEEM_GATEWAY_ADMIN_LISTEN", "")
+			c.checkListener(&ps, s, listen, admin, false)
 		}
 	}
 	if embedded == 0 {
@@ -146,7 +152,9 @@ func (c *Compose) Check(repo Repo, im Image, defaults Defaults) []Problem {
 	return ps.list
 }
 
-func (c *Compose) checkServe(ps *problems, repo Repo, s service, defaults Defaults, testKey []byte, embedded *int) {
+// checkStopGrace checks that Docker lets a service drain: its
+// stop_grace_period exceeds shutdown_timeout plus drain_delay by StopMargin.
+func checkStopGrace(ps *problems, s service, defaults Defaults) {
 	duration := func(flag, env string, def time.Duration) time.Duration {
 		v, _ := s.setting(flag, env, "")
 		if v == "" {
@@ -168,7 +176,9 @@ func (c *Compose) checkServe(ps *problems, repo Repo, s service, defaults Defaul
 		ps.add("stop-grace", "service %s: %s is %s, but shutdown_timeout %s + drain_delay %s + %s margin is %s: Docker would SIGKILL it mid-drain",
 			s.name, graceFrom, grace, shutdown, drain, StopMargin, need)
 	}
+}
 
+func (c *Compose) checkServe(ps *problems, repo Repo, s service, defaults Defaults, testKey []byte, embedded *int) {
 	keys, _ := s.setting("--keys", "PPREDEEM_KEYS", "")
 	if strings.TrimSpace(keys) == "" {
 		ps.add("keys", "service %s: no PPREDEEM_KEYS", s.name)
@@ -261,9 +271,10 @@ func (c *Compose) checkKey(ps *problems, repo Repo, s service, key string, testK
 }
 
 // checkListener checks a server's healthcheck and published ports against
-// the address it listens on. followsSetting: the image's HEALTHCHECK, which
-// probes serve's listen setting, finds this address.
-func (c *Compose) checkListener(ps *problems, s service, listen string, followsSetting bool) {
+// the addresses it listens on (admin: its admin listener, or ""). followsSetting:
+// the image's HEALTHCHECK, which probes serve's listen setting, finds this
+// address.
+func (c *Compose) checkListener(ps *problems, s service, listen, admin string, followsSetting bool) {
 	_, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		ps.add("healthcheck", "service %s listens on %q, not host:port", s.name, listen)
@@ -277,7 +288,6 @@ func (c *Compose) checkListener(ps *problems, s service, listen string, followsS
 		ps.add("healthcheck", "service %s: healthcheck %v: %s", s.name, []string(hc.Test), msg)
 	}
 
-	admin, _ := s.setting("--admin-listen", "PPREDEEM_ADMIN_LISTEN", "")
 	_, adminPort, _ := net.SplitHostPort(admin)
 	for _, p := range s.cfg.Ports {
 		target := strconv.FormatUint(uint64(p.Target), 10)

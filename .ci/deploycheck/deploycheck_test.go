@@ -181,6 +181,9 @@ func TestMutations(t *testing.T) {
 		{name: "wget probe", file: "docker-compose.yml", old: `["CMD", "/usr/local/bin/ppredeem", "healthcheck", "--url", "http://127.0.0.1:8081/readyz"]`, new: `["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8081/readyz"]`, rule: "healthcheck", text: "`ppredeem healthcheck`"},
 		{name: "admin published", file: "docker-compose.yml", old: `"127.0.0.1:9090:9090"`, new: `"9090:9090"`, rule: "ports", text: "beyond loopback"},
 		{name: "port nowhere", file: "docker-compose.yml", old: `"8081:8081"`, new: `"8081:8080"`, rule: "ports", text: "where nothing listens"},
+		{name: "gateway admin published", file: "docker-compose.yml", old: `"127.0.0.1:9091:9091"`, new: `"9091:9091"`, rule: "ports", text: "service gateway publishes the admin listener"},
+		{name: "gateway admin by serve's setting", file: "docker-compose.yml", old: "PPREDEEM_GATEWAY_ADMIN_LISTEN: 0.0.0.0:9091", new: "PPREDEEM_ADMIN_LISTEN: 0.0.0.0:9091", rule: "ports", text: "service gateway publishes container port 9091, where nothing listens"},
+		{name: "gateway grace", file: "docker-compose.yml", old: "      retries: 3\n    stop_grace_period: 30s", new: "      retries: 3\n    stop_grace_period: 10s", rule: "stop-grace", text: "service gateway: stop_grace_period is 10s"},
 		{name: "schema", file: "docker-compose.yml", old: "stop_grace_period: 30s", new: "stop_grace_periods: 30s", rule: "compose"},
 	} {
 		t.Run(m.name, func(t *testing.T) {

@@ -44,7 +44,7 @@
 // docker-compose.yml (loaded with github.com/compose-spec/compose-go/v2,
 // every profile enabled)
 //   - compose: the file loads and validates against the compose schema.
-//   - stop-grace: every `serve` service's stop_grace_period exceeds
+//   - stop-grace: every `serve` and `gateway` service's stop_grace_period exceeds
 //     shutdown_timeout plus drain_delay (from its environment, else the
 //     defaults in ppredeem.example.yaml) by at least StopMargin.
 //   - keys: every key file in PPREDEEM_KEYS is mounted read-only (a secret
@@ -61,5 +61,6 @@
 //     probes the port the service listens on; a service whose command sets
 //     --listen must override it with --url on that port.
 //   - ports: published ports reach the port the service listens on; the
-//     admin listener is published on loopback only.
+//     admin listener (serve's admin_listen, the gateway's
+//     gateway_admin_listen) is published on loopback only.
 package deploycheck

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,7 +172,7 @@ func waitForLog(t *testing.T, p *process, want string) {
 
 // newGatewayConfig decodes the gateway's settings from args as the command
 // does.
-func newGatewayConfig(t *testing.T, args ...string) *config.Config {
+func newGatewayConfig(t testing.TB, args ...string) *config.Config {
 	t.Helper()
 	fs := pflag.NewFlagSet("gateway", pflag.ContinueOnError)
 	loader := config.BindRenamed(fs, gatewayFlags, gatewaySettings...)
@@ -192,54 +190,27 @@ func newGatewayConfig(t *testing.T, args ...string) *config.Config {
 }
 
 // TestGatewayAdminListener: the gateway's metrics are on its admin
-// listener, and runGateway returns nil after a graceful stop.
+// listener, and runGateway returns nil after a graceful stop (startGateway's
+// cleanup checks it).
 func TestGatewayAdminListener(t *testing.T) {
 	up := newClaimUpstream(t)
-	cfg := newGatewayConfig(t, "--upstream", up.srv.URL, "--admin-listen", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrs := make(chan [2]net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runGateway(ctx, cfg, slog.New(slog.DiscardHandler), lifecycle{listening: func(main, admin net.Addr) { addrs <- [2]net.Addr{main, admin} }})
-	}()
-	var base, admin string
-	select {
-	case a := <-addrs:
-		base, admin = "http://"+a[0].String(), "http://"+a[1].String()
-	case err := <-done:
-		t.Fatalf("gateway did not start: %v", err)
-	}
-	if status, body := redeemThrough(t, base, "relay_1", "cGFzcw"); status != http.StatusOK {
+	g := startGateway(t, "--upstream", up.srv.URL)
+	if status, body := redeemThrough(t, g.base, "relay_1", "cGFzcw"); status != http.StatusOK {
 		t.Fatalf("HTTP %d %s", status, body)
 	}
-	resp, err := rpctest.HTTPClient().Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	text := metricsText(t, g.admin)
 	for _, want := range []string{
 		`ppredeem_gateway_requests_total{code="200",endpoint="redeem"} 1`,
 		`ppredeem_gateway_upstream_requests_total{call="generate_claim",result="200"} 1`,
 		`ppredeem_gateway_request_duration_seconds_bucket{endpoint="redeem",le="10"} 1`,
 		`go_goroutines`,
 	} {
-		if !strings.Contains(string(raw), want) {
+		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if getStatus(t, base+"/metrics") != http.StatusNotFound {
+	if getStatus(t, g.base+"/metrics") != http.StatusNotFound {
 		t.Error("metrics must not be on the public listener")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("runGateway: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("runGateway did not return within 30s of its context ending")
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -90,6 +89,31 @@ func mintPasses(b *testing.B, base string, n int) []string {
 	return passes
 }
 
+// sandboxRelays creates n sandbox relays of claimAge on the provider at
+// base, 16 at a time.
+func sandboxRelays(b *testing.B, client *http.Client, base string, n int) []relaySession {
+	b.Helper()
+	relays := make([]relaySession, n)
+	if _, err := parallel(16, n, func(i int) error {
+		a, err := callWith(client, base+"/api/privacy/v1/relays", `{"claim-type":"`+claimAge+`","sandbox":true}`)
+		if err != nil || a.status != 200 {
+			return benchError("create relay failed")
+		}
+		var r struct {
+			Token  string `json:"relay-token"`
+			Secret string `json:"relay-secret"`
+		}
+		if err := json.Unmarshal(a.body, &r); err != nil {
+			return err
+		}
+		relays[i] = relaySession{token: r.Token, secret: r.Secret}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return relays
+}
+
 // parallel runs n jobs on workers goroutines and returns the elapsed time.
 func parallel(workers, n int, job func(i int) error) (time.Duration, error) {
 	var next atomic.Int64
@@ -141,24 +165,7 @@ func BenchmarkRelayGenerateClaim(b *testing.B) {
 			client := benchClient()
 			n := b.N
 			passes := mintPasses(b, srv.base, n)
-			relays := make([]relaySession, n)
-			if _, err := parallel(16, n, func(i int) error {
-				a, err := callWith(client, creator.base+"/api/privacy/v1/relays", `{"claim-type":"`+claimAge+`","sandbox":true}`)
-				if err != nil || a.status != 200 {
-					return benchError("create relay failed")
-				}
-				var r struct {
-					Token  string `json:"relay-token"`
-					Secret string `json:"relay-secret"`
-				}
-				if err := json.Unmarshal(a.body, &r); err != nil {
-					return err
-				}
-				relays[i] = relaySession{token: r.Token, secret: r.Secret}
-				return nil
-			}); err != nil {
-				b.Fatal(err)
-			}
+			relays := sandboxRelays(b, client, creator.base, n)
 			b.ResetTimer()
 			elapsed, err := parallel(relayBenchConcurrency, n, func(i int) error {
 				a, err := callWith(client, srv.base+"/api/privacy/v1/relays/"+relays[i].token+"/generate-claim", "{}",
@@ -236,22 +243,5 @@ func BenchmarkRelayIssue(b *testing.B) {
 }
 
 func callWith(client *http.Client, url, body string, header ...string) (answer, error) {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return answer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	body2, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{resp.StatusCode, body2}, nil
+	return sendWith(context.Background(), client, http.MethodPost, url, strings.NewReader(body), header...)
 }

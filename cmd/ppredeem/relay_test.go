@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ppredeem/ppredeem/rpc/gateway"
 	"github.com/ppredeem/ppredeem/rpc/gateway/passclient"
 	"github.com/ppredeem/ppredeem/rpc/rpctest"
 )
@@ -119,24 +117,7 @@ func callErr(ctx context.Context, url string, body any, header ...string) (answe
 	default:
 		raw, _ = json.Marshal(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(raw))
-	if err != nil {
-		return answer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := rpctest.HTTPClient().Do(req)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{resp.StatusCode, b}, nil
+	return send(ctx, http.MethodPost, url, bytes.NewReader(raw), header...)
 }
 
 // provider is a test client of one server's provider API.
@@ -792,44 +773,4 @@ func TestRelaySecretRotation(t *testing.T) {
 	if _, consumed := claimOf(t, p2.generateClaim(r, oldPass)); !consumed {
 		t.Fatal("a pass made under the previous MAC key did not redeem")
 	}
-}
-
-// TestRelayThroughGateway: the gateway (rpc/gateway, written against the provider's
-// contract, not its code) in front of the real provider: create, issue, report, redeem,
-// and a repeated redeem gets the same claim.
-func TestRelayThroughGateway(t *testing.T) {
-	forEachStore(t, func(t *testing.T, storeArgs []string) {
-		s, _ := newRelayServer(t, relayArgs(storeArgs)...)
-		g, err := gateway.New(gateway.Options{Upstream: s.base})
-		if err != nil {
-			t.Fatal(err)
-		}
-		gw := httptest.NewServer(g)
-		t.Cleanup(gw.Close)
-		a := call(t, gw.URL+"/relays", map[string]any{"claim-type": claimAge, "encryption-key-pem": nil})
-		if a.status != 200 {
-			t.Fatalf("POST /relays: %d %s", a.status, a.body)
-		}
-		r := relaySession{a.str(t, "relay-token"), a.str(t, "relay-secret"), a.str(t, "relay-session-access-token")}
-		a = call(t, gw.URL+"/relays/privacy-passes", map[string]string{"claimType": claimAge}, "Authorization", "Bearer "+testAPIKey)
-		if a.status != 200 {
-			t.Fatalf("POST /relays/privacy-passes: %d %s", a.status, a.body)
-		}
-		pass := a.str(t, "privacy-pass-token")
-		if a := (provider{t, s.base}).report(r, "passed", nil); a.status != 200 {
-			t.Fatalf("report: %d %s", a.status, a.body)
-		}
-		redeem := func() answer {
-			return call(t, gw.URL+"/relays/"+r.token+"/redeem", map[string]string{"privacy-pass-token": pass}, "Persona-Relay-Secret", r.secret)
-		}
-		first := redeem()
-		if payload, consumed := claimOf(t, first); !consumed || payload["claim_result"] != "passed" {
-			t.Fatalf("redeem through the gateway: %s", first.body)
-		}
-		if again := redeem(); again.status != 200 || !bytes.Equal(again.body, first.body) {
-			t.Fatalf("a repeated redeem: %d %s, want %s", again.status, again.body, first.body)
-		}
-		a = call(t, gw.URL+"/relays/privacy-passes", map[string]string{"claim-type": claimAge}, "Authorization", "Bearer wrong")
-		wantStatus(t, "a wrong API key through the gateway", a, 401, "Unauthorized")
-	})
 }

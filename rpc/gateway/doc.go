@@ -102,7 +102,11 @@
 // answer stands; a deadline that passes during an attempt or a wait ends
 // the request with 504. Retrying is safe for every call: issuance and
 // redeem carry Idempotency-Keys; a retried relay creation can at worst
-// leave an unused relay that expires.
+// leave an unused relay that expires. Apart from these retries, net/http's
+// transport resends a request on a new connection by itself when a reused
+// keep-alive connection fails before any answer and the request may be
+// replayed (it carries an Idempotency-Key: signing and generate-claim);
+// such a resend is part of one attempt: it is neither counted nor delayed.
 //
 // # Logs and metrics
 //

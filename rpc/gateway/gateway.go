@@ -55,7 +55,9 @@ type Options struct {
 	Upstream string
 	// HTTPClient sends upstream requests. Default: a client with net/http's
 	// default transport settings, up to 256 idle connections, and no
-	// redirects followed. A supplied client must not retry on its own.
+	// redirects followed. A supplied client must not retry on its own
+	// (beyond net/http's resend of a replayable request whose reused
+	// connection failed before any answer).
 	HTTPClient *http.Client
 	// RequestTimeout bounds one gateway request, retries included
 	// (default 10s); the caller's connection bounds it too.
