@@ -1,10 +1,8 @@
 package config
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -31,61 +29,16 @@ const (
 // attester key may take it (rpc/attest.OpenAttester).
 const OpenAttester = "open"
 
-// Attester is one entry of issue_keys: NAME=SHA256HEX.
-type Attester struct {
-	Name    string
-	KeyHash [32]byte // SHA-256 of the attester's key
-}
-
-// Attesters parses issue_keys: each entry NAME=SHA256HEX, the name 1 to 64
-// letters, digits, '.', '_' or '-' (not "open"), the hash the lowercase hex
-// SHA-256 of the key (`printf %s "$KEY" | sha256sum`); no name and no hash
-// twice. Errors quote the name, never the hash.
-func (c *Config) Attesters() ([]Attester, error) {
-	var out []Attester
-	names, hashes := map[string]bool{}, map[[32]byte]bool{}
-	for i, entry := range c.Issue.Keys {
-		name, hexHash, ok := strings.Cut(entry, "=")
-		if !ok {
-			return nil, fmt.Errorf("issue_keys: entry %d is not NAME=SHA256HEX", i+1)
-		}
-		if !validAttesterName(name) {
-			return nil, fmt.Errorf("issue_keys: entry %d: the name must be 1 to 64 letters, digits, '.', '_' or '-'", i+1)
-		}
-		if name == OpenAttester {
+// Attesters parses issue_keys, a NAME=SHA256HEX list (namedHashes); no
+// attester may be named "open" (OpenAttester).
+func (c *Config) Attesters() ([]NamedHash, error) {
+	out, err := namedHashes("issue_keys", c.Issue.Keys)
+	for _, a := range out {
+		if a.Name == OpenAttester {
 			return nil, fmt.Errorf("issue_keys: the name %q is reserved for open issuance", OpenAttester)
 		}
-		var a Attester
-		a.Name = name
-		if len(hexHash) != 64 || strings.ToLower(hexHash) != hexHash {
-			return nil, fmt.Errorf("issue_keys: %s: the hash must be 64 lowercase hex digits (the SHA-256 of the key)", name)
-		}
-		if _, err := hex.Decode(a.KeyHash[:], []byte(hexHash)); err != nil {
-			return nil, fmt.Errorf("issue_keys: %s: the hash must be 64 lowercase hex digits (the SHA-256 of the key)", name)
-		}
-		if names[name] {
-			return nil, fmt.Errorf("issue_keys: %s is listed twice", name)
-		}
-		if hashes[a.KeyHash] {
-			return nil, fmt.Errorf("issue_keys: %s has the same key as another attester", name)
-		}
-		names[name], hashes[a.KeyHash] = true, true
-		out = append(out, a)
 	}
-	return out, nil
-}
-
-func validAttesterName(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '.' || c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
+	return out, err
 }
 
 // TrustedProxies parses trusted_proxies: each entry a CIDR prefix

@@ -26,7 +26,7 @@ func TestIssueSettings(t *testing.T) {
 		t.Fatalf("settings not applied: %+v", c.Issue)
 	}
 	as, err := c.Attesters()
-	if err != nil || len(as) != 2 || as[0].Name != "alice" || fmt.Sprintf("%x", as[0].KeyHash) != aliceHash || as[1].Name != "bob" {
+	if err != nil || len(as) != 2 || as[0].Name != "alice" || fmt.Sprintf("%x", as[0].Hash) != aliceHash || as[1].Name != "bob" {
 		t.Fatalf("attesters %+v %v", as, err)
 	}
 	ps, err := c.TrustedProxies()

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -48,12 +47,6 @@ type RelayKeyFile struct {
 	ClaimType, File string
 }
 
-// NamedHash is one entry of api_keys or verifier_keys: a name and the SHA-256 of the key.
-type NamedHash struct {
-	Name string
-	Hash [32]byte
-}
-
 // RelayKeyFiles decodes relay_keys, in order.
 func (r *Relay) RelayKeyFiles() ([]RelayKeyFile, error) {
 	var out []RelayKeyFile
@@ -76,48 +69,6 @@ func (r *Relay) APIKeyHashes() ([]NamedHash, error) { return namedHashes("api_ke
 // VerifierKeyHashes decodes verifier_keys.
 func (r *Relay) VerifierKeyHashes() ([]NamedHash, error) {
 	return namedHashes("verifier_keys", r.VerifierKeys)
-}
-
-func namedHashes(key string, list []string) ([]NamedHash, error) {
-	var out []NamedHash
-	var errs []error
-	seen := map[string]bool{}
-	for _, e := range splitList(list) {
-		name, h, ok := strings.Cut(e, "=")
-		name, h = strings.TrimSpace(name), strings.TrimSpace(h)
-		sum, err := hex.DecodeString(h)
-		switch {
-		case !ok || !validName(name):
-			errs = append(errs, fmt.Errorf("%s: an entry is not NAME=SHA256HEX (name: 1 to 64 of A-Z a-z 0-9 . _ -)", key))
-			continue
-		case err != nil || len(sum) != 32 || h != strings.ToLower(h):
-			// The entry may hold a key pasted by mistake: name it, never quote it.
-			errs = append(errs, fmt.Errorf("%s: the hash of %s is not 64 lowercase hex characters (the SHA-256 of the key, as ppredeem apikeys generate prints it)", key, name))
-			continue
-		case seen[name]:
-			errs = append(errs, fmt.Errorf("%s: %s is listed twice", key, name))
-			continue
-		}
-		seen[name] = true
-		var nh NamedHash
-		nh.Name = name
-		copy(nh.Hash[:], sum)
-		out = append(out, nh)
-	}
-	return out, errors.Join(errs...)
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Enabled reports whether relay keys are configured (the relay provider API is on).

@@ -30,7 +30,7 @@ func issueOptions(cfg *config.Config, store spend.Store, m *admin.Metrics) (*rpc
 	}
 	keys := make([]attest.Key, len(attesters))
 	for i, a := range attesters {
-		keys[i] = attest.Key{Name: a.Name, Hash: a.KeyHash}
+		keys[i] = attest.Key{Name: a.Name, Hash: a.Hash}
 	}
 	gate, err := attest.New(attest.Config{
 		Keys:           keys,
