@@ -12,9 +12,10 @@
 //
 // Precedence is flag, then environment, then config file, then the default;
 // Config.IsSet tells a setting given by any of the first three from one left
-// at its default. A relative path in the config file (a setting of kind Path
-// or Paths, such as keys and data_dir) is relative to the file's directory;
-// from a flag or the environment it stays relative to the working directory.
+// at its default. A relative path in the config file (a setting of kind
+// Path, Paths or NamedPaths: keys, data_dir, the files of relay_keys) is
+// relative to the file's directory; from a flag or the environment it
+// stays relative to the working directory.
 // The config file (--config or PPREDEEM_CONFIG; YAML, TOML or JSON by
 // extension) is decoded strictly: a key this package does not know is an
 // error, so a typo never silently falls back to a default; a duration needs a
@@ -101,7 +102,8 @@ type Config struct {
 
 // Setting describes one setting: its config-file key, default and meaning.
 // The default's type is the setting's kind: string, []string, int, int64,
-// time.Duration, Path (a file or directory) or Paths (a list of them).
+// time.Duration, Path (a file or directory), Paths (a list of them) or
+// NamedPaths (a list of NAME=PATH).
 type Setting struct {
 	Key     string
 	Default any
@@ -211,6 +213,8 @@ func BindRenamed(flags *pflag.FlagSet, renamed map[string]string, keys ...string
 		case []string:
 			flags.StringSlice(name, d, usage)
 		case Paths:
+			flags.StringSlice(name, d, usage)
+		case NamedPaths:
 			flags.StringSlice(name, d, usage)
 		case int:
 			flags.Int(name, d, usage)

@@ -28,7 +28,7 @@ var RelaySettings = []string{
 }
 
 var relaySettings = []Setting{
-	{"relay_keys", []string{}, "Privacy Pass issuer keys of the relay provider API, CLAIMTYPE=FILE (RSA PEM); the first file of a claim type issues, the others only redeem; empty turns the relay API off"},
+	{"relay_keys", NamedPaths{}, "Privacy Pass issuer keys of the relay provider API, CLAIMTYPE=FILE (RSA PEM); the first file of a claim type issues, the others only redeem; empty turns the relay API off"},
 	{"api_keys", []string{}, "API keys allowed to issue Privacy Passes, NAME=SHA256HEX (ppredeem apikeys generate)"},
 	{"verifier_keys", []string{}, "verifier keys allowed to report claim results, NAME=SHA256HEX (ppredeem apikeys generate)"},
 	{"relay_sandbox", false, "allow sandbox relays (their claim is passed without a verifier)"},

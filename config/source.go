@@ -17,13 +17,21 @@ type Path string
 // the config file, each relative path is relative to the file's directory.
 type Paths []string
 
-// plainDefault is d as viper and mapstructure handle it: the kinds Path
-// and Paths as the string and []string they are.
+// NamedPaths is the kind of a setting that lists NAME=PATH entries
+// (relay_keys: CLAIMTYPE=FILE): its default in the settings table is a
+// NamedPaths. Given in the config file, each relative PATH is relative
+// to the file's directory; the NAME is left as it is.
+type NamedPaths []string
+
+// plainDefault is d as viper and mapstructure handle it: the kinds Path,
+// Paths and NamedPaths as the string and []string they are.
 func plainDefault(d any) any {
 	switch d := d.(type) {
 	case Path:
 		return string(d)
 	case Paths:
+		return []string(d)
+	case NamedPaths:
 		return []string(d)
 	}
 	return d
@@ -78,7 +86,8 @@ func (l *Loader) given() map[string]bool {
 func (c *Config) IsSet(key string) bool { return c.given[key] }
 
 // resolvePaths makes the relative paths that the config file gives (for
-// settings of kind Path and Paths) relative to dir, the file's directory.
+// settings of kind Path, Paths and NamedPaths) relative to dir, the file's
+// directory.
 // Paths from flags and the environment are left as they are: relative to
 // the working directory, as a shell user expects.
 func (l *Loader) resolvePaths(dir string) {
@@ -96,6 +105,16 @@ func (l *Loader) resolvePaths(dir string) {
 			if list, ok := asList(value); ok {
 				for i, p := range list {
 					list[i] = resolve(dir, p)
+				}
+				l.v.Set(s.Key, list)
+			}
+		case NamedPaths:
+			if list, ok := asList(value); ok {
+				for i, entry := range list {
+					// An entry without "=" is left for validation to refuse.
+					if name, p, ok := strings.Cut(entry, "="); ok {
+						list[i] = name + "=" + resolve(dir, strings.TrimSpace(p))
+					}
 				}
 				l.v.Set(s.Key, list)
 			}

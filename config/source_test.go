@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// TestPathsInConfigFile: every setting of kind Path or Paths given as a
-// relative path in the config file is relative to the file's directory,
+// TestPathsInConfigFile: every setting of kind Path, Paths or NamedPaths
+// given as a relative path in the config file is relative to the file's directory,
 // whatever the working directory; absolute paths stay; the same relative
 // path from a flag or the environment stays relative to the working
 // directory.
@@ -32,6 +32,9 @@ func TestPathsInConfigFile(t *testing.T) {
 		case Paths:
 			body = s.Key + ": [a.pem, /abs/b.pem, sub/c.pem]\n"
 			want = []string{filepath.Join(dir, "a.pem"), "/abs/b.pem", filepath.Join(dir, "sub", "c.pem")}
+		case NamedPaths:
+			body = s.Key + ": [x=a.pem, y=/abs/b.pem, x = sub/c.pem]\n"
+			want = []string{"x=" + filepath.Join(dir, "a.pem"), "y=/abs/b.pem", "x =" + filepath.Join(dir, "sub", "c.pem")}
 		default:
 			continue
 		}
@@ -52,8 +55,11 @@ func TestPathsInConfigFile(t *testing.T) {
 
 			// From the environment and from a flag: as given.
 			rel, relWant := "rel/x", any("rel/x")
-			if _, ok := s.Default.(Paths); ok {
+			switch s.Default.(type) {
+			case Paths:
 				relWant = []string{"rel/x"}
+			case NamedPaths:
+				rel, relWant = "x=rel/x", []string{"x=rel/x"}
 			}
 			t.Setenv(s.Env(), rel)
 			c, err = load(t, []string{"--config", file})
@@ -73,21 +79,21 @@ func TestPathsInConfigFile(t *testing.T) {
 			}
 		})
 	}
-	if kinds < 2 {
-		t.Fatalf("only %d settings of kind Path or Paths; keys and data_dir are", kinds)
+	if kinds < 3 {
+		t.Fatalf("only %d settings of kind Path, Paths or NamedPaths; keys, data_dir and relay_keys are", kinds)
 	}
 }
 
 // TestPathsInConfigFileForms: a relative config-file path (--config
 // conf/c.yaml) gives paths relative to the working directory through it;
-// a comma-separated keys string resolves like a list; a default stays as
+// a comma-separated keys or relay_keys string resolves like a list; a default stays as
 // it is; a value of the wrong type is still an error.
 func TestPathsInConfigFileForms(t *testing.T) {
 	t.Chdir(t.TempDir())
 	if err := os.Mkdir("conf", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile("conf/c.yaml", []byte("keys: a.pem, ../b.pem\n"), 0o600); err != nil {
+	if err := os.WriteFile("conf/c.yaml", []byte("keys: a.pem, ../b.pem\nrelay_keys: age=k.pem, no-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := load(t, []string{"--config", "conf/c.yaml"})
@@ -96,6 +102,9 @@ func TestPathsInConfigFileForms(t *testing.T) {
 	}
 	if want := []string{"conf/a.pem", "b.pem"}; !slices.Equal(c.Keys, want) {
 		t.Errorf("keys = %q, want %q", c.Keys, want)
+	}
+	if want := []string{"age=conf/k.pem", "no-file"}; !slices.Equal(c.Relay.Keys, want) {
+		t.Errorf("relay_keys = %q, want %q (an entry that is not CLAIMTYPE=FILE left for validation)", c.Relay.Keys, want)
 	}
 	if c.DataDir != "./data" {
 		t.Errorf("data_dir left at its default = %q, want ./data", c.DataDir)
