@@ -55,8 +55,9 @@ type IssueOptions struct {
 	// Kind is the Method of the Kind whose keys sign; its KeySet must
 	// implement Issuer (the first key signs, see rpc/kind/voprf).
 	Kind string
-	// Gate decides who may get tokens.
-	Gate *attest.Gate
+	// Gate returns the Gate in force, which decides who may get tokens;
+	// it is called once per request, so a reload can swap the Gate.
+	Gate func() *attest.Gate
 	// Usage counts every issued token under its attester.
 	Usage UsageCounter
 	// MaxTokens bounds the tokens of one request (default 100).
@@ -75,7 +76,7 @@ type IssueOptions struct {
 // issuance is the handler's issuance state; nil when not configured.
 type issuance struct {
 	keys         func() KeySet
-	gate         *attest.Gate
+	gate         func() *attest.Gate
 	usage        UsageCounter
 	maxTokens    int
 	countTimeout time.Duration
@@ -189,7 +190,7 @@ func (h *Handler) serveIssue(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) issueTokens(w http.ResponseWriter, r *http.Request) (issued, error) {
 	var res issued
 	is := h.issue
-	grant, err := is.gate.Admit(r)
+	grant, err := is.gate().Admit(r)
 	if err != nil {
 		return res, attestRefusal(err)
 	}

@@ -44,7 +44,7 @@ func BenchmarkIssueHTTP(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				opts := &rpc.IssueOptions{Gate: g}
+				opts := &rpc.IssueOptions{Gate: constGate(g)}
 				if count == "none" {
 					opts.Usage = noCount{}
 				}

@@ -79,9 +79,12 @@ func newIssueServer(t *testing.T, gate attest.Config, keys ...*verify.Key) *issu
 		t.Fatal(err)
 	}
 	obs := &issueObserver{}
-	s := rpctest.NewServer(t, rpctest.Options{Keys: keys, Issue: &rpc.IssueOptions{Gate: g, Observer: obs, MaxTokens: 20}})
+	s := rpctest.NewServer(t, rpctest.Options{Keys: keys, Issue: &rpc.IssueOptions{Gate: constGate(g), Observer: obs, MaxTokens: 20}})
 	return &issueServer{Server: s, obs: obs}
 }
+
+// constGate is an IssueOptions.Gate that is always g.
+func constGate(g *attest.Gate) func() *attest.Gate { return func() *attest.Gate { return g } }
 
 var alice = rpctest.AttesterKey("alice", "alice-secret-key")
 
@@ -406,7 +409,7 @@ func TestIssueUncounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	obs := &issueObserver{}
-	s := rpctest.NewServer(t, rpctest.Options{Issue: &rpc.IssueOptions{Gate: g, Observer: obs}})
+	s := rpctest.NewServer(t, rpctest.Options{Issue: &rpc.IssueOptions{Gate: constGate(g), Observer: obs}})
 	if err := s.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +438,7 @@ func TestCommitmentsAndRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := rpctest.NewServer(t, rpctest.Options{Keys: []*verify.Key{newKey, oldKey}, Issue: &rpc.IssueOptions{
-		Gate: g, CommitmentExpiry: 48 * time.Hour, Now: func() time.Time { return now },
+		Gate: constGate(g), CommitmentExpiry: 48 * time.Hour, Now: func() time.Time { return now },
 	}})
 	cs := commitments(t, s)
 	if len(cs) != 2 {
@@ -543,7 +546,7 @@ func FuzzIssue(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := rpctest.NewServer(f, rpctest.Options{Issue: &rpc.IssueOptions{Gate: g, MaxTokens: 5}})
+	s := rpctest.NewServer(f, rpctest.Options{Issue: &rpc.IssueOptions{Gate: constGate(g), MaxTokens: 5}})
 	points := rpctest.Blinded(rpctest.NewBlindTokens(f, 3))
 	text := rpctest.IssueText(points)
 	for _, seed := range [][3]string{

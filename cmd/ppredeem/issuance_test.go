@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -190,5 +191,67 @@ func TestServeRefusesBadIssueSettings(t *testing.T) {
 		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "invalid configuration") {
 			t.Errorf("%q: %v", args, err)
 		}
+	}
+}
+
+// TestIssueSettingsReload: SIGHUP puts new attester keys, open issuance,
+// its rate and burst and trusted proxies in force; open issuance's
+// buckets survive a reload; a reloaded burst below max_issue_tokens (a
+// setting that needs a restart) is refused and changes nothing.
+func TestIssueSettingsReload(t *testing.T) {
+	const bobKey = "bob-attester-key"
+	bobEntry := fmt.Sprintf("bob=%x", sha256.Sum256([]byte(bobKey)))
+	keyFile, err := filepath.Abs(testKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeConfig(t, "keys: ["+keyFile+"]\nmax_issue_tokens: 6\nissue_keys: ["+aliceEntry()+"]\n")
+	srv := startServer(t, newConfig(t, "--config", file, "--data-dir", t.TempDir(), "--admin-listen", "127.0.0.1:0"))
+	issue := func(key string, n, want int) {
+		t.Helper()
+		a, err := rpctest.Issue(context.Background(), srv.base+"/api/issue", "application/json", key,
+			rpctest.IssueJSON(rpctest.IssueText(rpctest.Blinded(rpctest.NewBlindTokens(t, n)))))
+		if err != nil || a.Status != want {
+			t.Fatalf("%d tokens as %q: %v HTTP %d %s, want %d", n, key, err, a.Status, a.Body, want)
+		}
+	}
+	rewrite := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte("keys: ["+keyFile+"]\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue(aliceKey, 1, 200)
+	issue("", 1, 401)
+
+	rewrite("max_issue_tokens: 6\nissue_keys: [" + bobEntry + "]\nissue_open: true\nissue_open_per_hour: 1\nissue_open_burst: 6\n")
+	if err := srv.reload(t); err != nil {
+		t.Fatal(err)
+	}
+	if m := metricsText(t, srv.admin); !strings.Contains(m, `ppredeem_issued_tokens_total{attester="bob"} 0`) ||
+		!strings.Contains(m, `ppredeem_issued_tokens_total{attester="open"} 0`) {
+		t.Errorf("/metrics lacks the new attesters at zero")
+	}
+	issue(aliceKey, 1, 401)
+	issue(bobKey, 1, 200)
+	issue("", 6, 200)
+	issue("", 1, 429)
+
+	// The same client's bucket stays empty across a reload that changes
+	// the proxies; a larger burst lets it hold more, not start full.
+	rewrite("max_issue_tokens: 6\nissue_keys: [" + bobEntry + "]\nissue_open: true\nissue_open_per_hour: 1\nissue_open_burst: 12\ntrusted_proxies: [10.0.0.0/8]\n")
+	if err := srv.reload(t); err != nil {
+		t.Fatal(err)
+	}
+	issue("", 1, 429)
+
+	rewrite("max_issue_tokens: 3\nissue_open: true\nissue_open_burst: 3\n") // valid alone, not with max_issue_tokens 6 in force
+	if err := srv.reload(t); err == nil || !strings.Contains(err.Error(), "issue_open_burst (3) must be at least max_issue_tokens (6)") {
+		t.Fatalf("a burst below the max_issue_tokens in force: %v", err)
+	}
+	issue(bobKey, 1, 200)
+	if m := metricsText(t, srv.admin); !strings.Contains(m, `ppredeem_issued_tokens_total{attester="bob"} 2`) ||
+		!strings.Contains(m, `ppredeem_issued_tokens_total{attester="open"} 6`) {
+		t.Errorf("/metrics lacks the counts after the reloads")
 	}
 }

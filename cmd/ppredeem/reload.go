@@ -14,12 +14,14 @@ import (
 )
 
 // reloadableSettings are the settings a reload puts in force: the ones
-// the token kinds' loaders read (tokenKinds) and the relay provider API's
-// (relay.go). A loader that reads another setting adds it here, or a reload
-// keeps that setting's start-up value and reports it as needing a restart.
-// Every other serve setting (the listeners, the store, the pool, the
-// timeouts, logging) is used once at start and needs a restart.
-var reloadableSettings = append([]string{"keys", "max_token_bytes", "max_bindings", "max_bindings_bytes"}, config.RelaySettings...)
+// the token kinds' loaders read (tokenKinds), the issuance Gate's
+// (issuance.go) and the relay provider API's (relay.go). A loader that
+// reads another setting adds it here, or a reload keeps that setting's
+// start-up value and reports it as needing a restart. Every other serve
+// setting (the listeners, the store, the pool, the timeouts, logging, the
+// body and batch limits, max_issue_tokens, commitment_expiry) is used once
+// at start and needs a restart.
+var reloadableSettings = slices.Concat([]string{"keys", "max_token_bytes", "max_bindings", "max_bindings_bytes"}, issueSettings, config.RelaySettings)
 
 // holdTimeout bounds the store's work of a reload or of stopping: taking
 // or dropping the hold on the keys.
@@ -34,6 +36,7 @@ type reloader struct {
 	keys    []string                 // the key IDs in force, of every kind and of the relays
 	current *atomic.Pointer[keyring] // read by the handler
 	relays  *relayService            // the relay provider API's keys and credentials
+	gate    *issueGate               // who may get tokens at POST /api/issue
 	hold    *spend.Holding           // the store's record of the keys this server serves
 	gauges  *admin.ReloadGauges      // the outcome of the latest load
 	log     *slog.Logger
@@ -58,6 +61,11 @@ func (r *reloader) apply(ctx context.Context) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	cfg := r.running.With(next, reloadableSettings)
+	if err := cfg.ValidateServe(); err != nil {
+		// A reloaded setting checked against one that needs a restart
+		// (issue_open_burst against max_issue_tokens).
+		return fmt.Errorf("the configuration would be invalid with the settings that need a restart at their values at start:\n%w", err)
+	}
 	ring, err := loadKeyring(cfg)
 	if err != nil {
 		return err
@@ -71,6 +79,10 @@ func (r *reloader) apply(ctx context.Context) error {
 	if err := checkDistinctKeyIDs(ring.keyIDs(), relayIDs); err != nil {
 		return err
 	}
+	commitGate, attesters, err := r.gate.stage(cfg)
+	if err != nil {
+		return err
+	}
 	ids := append(ring.keyIDs(), relayIDs...)
 	// Hold the old keys and the new ones while the key sets change, so that
 	// no key this server serves is ever unheld; then release the dropped ones.
@@ -79,6 +91,7 @@ func (r *reloader) apply(ctx context.Context) error {
 	}
 	r.current.Store(&ring)
 	commitRelays()
+	commitGate()
 	added, removed := keyChanges(r.keys, ids)
 	if err := r.hold.Update(holdCtx, ids); err != nil {
 		// The new keys serve; the dropped ones stay held (and cannot be
@@ -90,7 +103,7 @@ func (r *reloader) apply(ctx context.Context) error {
 	if len(restart) > 0 {
 		r.log.Warn("settings changed in the configuration need a restart; their values at start stay in force", "settings", restart)
 	}
-	r.log.Info("configuration reloaded", "keys", ring.keyIDs(), "relay_keys", relayIDs, "added", added, "removed", removed)
+	r.log.Info("configuration reloaded", "keys", ring.keyIDs(), "relay_keys", relayIDs, "added", added, "removed", removed, "attesters", attesters)
 	warnAboutKeys(r.log, ring.keyIDs())
 	return nil
 }

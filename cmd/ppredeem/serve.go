@@ -136,7 +136,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 	for i, k := range tokenKinds() {
 		kinds = append(kinds, rpc.Kind{Method: k.method, Keys: func() rpc.KeySet { return (*current.Load())[i] }})
 	}
-	issue, err := issueOptions(cfg, store, m)
+	issue, gate, err := issueOptions(cfg, store, m)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, lc lif
 		return err
 	}
 	srv := publicServer(cfg, m.Instrument(handler), log)
-	reloads := &reloader{running: cfg, keys: hold.Keys(), current: &current, relays: relays, hold: hold, gauges: admin.NewReloadGauges(m), log: log}
+	reloads := &reloader{running: cfg, keys: hold.Keys(), current: &current, relays: relays, gate: gate, hold: hold, gauges: admin.NewReloadGauges(m), log: log}
 	reloads.gauges.Observe(nil, time.Now()) // the configuration loaded at start
 	adminSrv := &http.Server{Handler: adminHandler(m, store), ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
 	ls, err := listen(srv, cfg.Listen, adminSrv, cfg.AdminListen)

@@ -41,10 +41,16 @@ func (m *Metrics) Issuance(attesters []string) *IssueMetrics {
 		im.requests.WithLabelValues(string(o))
 		im.duration.WithLabelValues(string(o))
 	}
+	im.AddAttesters(attesters)
+	return im
+}
+
+// AddAttesters puts the labels of the given attesters at zero, for the
+// attesters a reload adds.
+func (im *IssueMetrics) AddAttesters(attesters []string) {
 	for _, a := range attesters {
 		im.tokens.WithLabelValues(a)
 	}
-	return im
 }
 
 // ObserveIssue implements rpc.IssueObserver.

@@ -45,8 +45,10 @@
 //     for trials, not for hostile networks.
 //   - Buckets live in the process: two servers give a client two budgets,
 //     and a restart refills every bucket.
-//   - Attester keys are read when the Gate is made; changing them needs a
-//     new Gate (a restart of the server).
+//   - A Gate's settings are fixed when it is made. A reload makes the
+//     next Gate with Successor, which shares the client buckets: each
+//     keeps the tokens it holds and takes the new rate and burst when it
+//     is next used, so a reload refills no bucket.
 package attest
 
 import (
@@ -57,6 +59,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -147,13 +150,36 @@ type Gate struct {
 	burst   int
 	proxies []netip.Prefix
 	now     func() time.Time
+	clients *clients // shared with the Gate's successors
+}
 
+// clients are the buckets of the client addresses, least recently seen
+// first out.
+type clients struct {
 	mu      sync.Mutex
 	buckets *simplelru.LRU[netip.Prefix, *rate.Limiter]
 }
 
 // New checks c and makes its Gate.
 func New(c Config) (*Gate, error) {
+	max := c.MaxClients
+	if max <= 0 {
+		max = DefaultMaxClients
+	}
+	buckets, err := simplelru.NewLRU[netip.Prefix, *rate.Limiter](max, nil)
+	if err != nil {
+		return nil, err
+	}
+	return newGate(c, &clients{buckets: buckets})
+}
+
+// Successor checks c and makes the Gate that takes over from g on a
+// reload: c's keys, open issuance, rate, burst and trusted proxies, and
+// g's client buckets (see the package doc); c.MaxClients is ignored. g
+// stays usable, for the requests it already admitted.
+func (g *Gate) Successor(c Config) (*Gate, error) { return newGate(c, g.clients) }
+
+func newGate(c Config, cl *clients) (*Gate, error) {
 	names := map[string]bool{}
 	hashes := map[[sha256.Size]byte]bool{}
 	for _, k := range c.Keys {
@@ -172,17 +198,9 @@ func New(c Config) (*Gate, error) {
 	if c.Open && (c.Rate <= 0 || c.Burst <= 0) {
 		return nil, errors.New("attest: open issuance needs a positive rate and burst")
 	}
-	max := c.MaxClients
-	if max <= 0 {
-		max = DefaultMaxClients
-	}
-	buckets, err := simplelru.NewLRU[netip.Prefix, *rate.Limiter](max, nil)
-	if err != nil {
-		return nil, err
-	}
 	g := &Gate{
-		keys: append([]Key(nil), c.Keys...), open: c.Open, rate: c.Rate, burst: c.Burst,
-		proxies: append([]netip.Prefix(nil), c.TrustedProxies...), now: c.Now, buckets: buckets,
+		keys: slices.Clone(c.Keys), open: c.Open, rate: c.Rate, burst: c.Burst,
+		proxies: slices.Clone(c.TrustedProxies), now: c.Now, clients: cl,
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -322,15 +340,23 @@ func (gr *Grant) Refund() {
 	}
 }
 
-// bucket returns the client's bucket, making it on first sight.
+// bucket returns the client's bucket, making it on first sight; a bucket
+// made by another Gate (before a reload) takes g's rate and burst,
+// keeping the tokens it holds.
 func (g *Gate) bucket(client netip.Prefix) *rate.Limiter {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if b, ok := g.buckets.Get(client); ok {
+	g.clients.mu.Lock()
+	defer g.clients.mu.Unlock()
+	b, ok := g.clients.buckets.Get(client)
+	if !ok {
+		b = rate.NewLimiter(g.rate, g.burst)
+		g.clients.buckets.Add(client, b)
 		return b
 	}
-	b := rate.NewLimiter(g.rate, g.burst)
-	g.buckets.Add(client, b)
+	if b.Limit() != g.rate || b.Burst() != g.burst {
+		now := g.now()
+		b.SetLimitAt(now, g.rate)
+		b.SetBurstAt(now, g.burst)
+	}
 	return b
 }
 

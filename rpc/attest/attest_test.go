@@ -161,6 +161,104 @@ func TestBuckets(t *testing.T) {
 	}
 }
 
+// TestSuccessor: the successor's keys, open issuance, rate, burst and
+// trusted proxies judge the requests it admits; the client buckets keep
+// what they hold (a reload refills none) and take the new rate and burst;
+// a refused configuration makes no Gate.
+func TestSuccessor(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := Config{Keys: []Key{key("alice", "alice-key")}, Open: true, Rate: 1, Burst: 4, Now: func() time.Time { return now }}
+	g, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admit := func(remote, auth string, xff ...string) (*Grant, error) {
+		r := httptest.NewRequest("POST", "/api/issue", nil)
+		r.RemoteAddr = remote
+		if auth != "" {
+			r.Header.Set("Authorization", "Bearer "+auth)
+		}
+		for _, h := range xff {
+			r.Header.Add("X-Forwarded-For", h)
+		}
+		return g.Admit(r)
+	}
+	open := func(remote string, xff ...string) *Grant {
+		t.Helper()
+		gr, err := admit(remote, "", xff...)
+		if err != nil || gr.Attester != OpenAttester {
+			t.Fatalf("open issuance: %+v %v", gr, err)
+		}
+		return gr
+	}
+	if err := open("192.0.2.1:1").Take(3); err != nil {
+		t.Fatal(err)
+	}
+	if gr, err := admit("192.0.2.9:1", "alice-key"); err != nil || gr.Attester != "alice" {
+		t.Fatalf("alice: %+v %v", gr, err)
+	}
+
+	if next, err := g.Successor(Config{Keys: []Key{key("open", "k")}}); err == nil {
+		t.Fatalf("a reserved name was taken: %+v", next)
+	}
+	prev := g
+
+	c.Keys = []Key{key("bob", "bob-key")}
+	c.Rate, c.Burst = 2, 8
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	if g, err = g.Successor(c); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(g.Names(), ","); got != "bob,open" {
+		t.Errorf("Names() = %s", got)
+	}
+	if _, err := admit("192.0.2.9:1", "alice-key"); !errors.Is(err, ErrBadKey) {
+		t.Errorf("a removed key: %v", err)
+	}
+	if gr, err := admit("192.0.2.9:1", "bob-key"); err != nil || gr.Attester != "bob" {
+		t.Errorf("an added key: %+v %v", gr, err)
+	}
+	if gr, err := prev.Admit(httptest.NewRequest("POST", "/api/issue", nil)); err != nil || gr.Attester != OpenAttester {
+		t.Errorf("the previous Gate changed: %+v %v", gr, err)
+	}
+	if got := strings.Join(prev.Names(), ","); got != "alice,open" {
+		t.Errorf("the previous Gate's Names() = %s", got)
+	}
+	// 192.0.2.1 kept its bucket: 1 token left of 4, now with room for 8.
+	var limited *RateLimitError
+	if err := open("192.0.2.1:1").Take(2); !errors.As(err, &limited) || limited.Never || limited.RetryAfter != 500*time.Millisecond {
+		t.Fatalf("2 of the 1 left, at the new rate: %v", err)
+	}
+	if err := open("192.0.2.1:1").Take(1); err != nil {
+		t.Fatalf("the 1 left: %v", err)
+	}
+	now = now.Add(4 * time.Second)
+	if err := open("192.0.2.1:1").Take(8); err != nil {
+		t.Fatalf("4 s at 2 tokens/s fill the new burst of 8: %v", err)
+	}
+	// A trusted proxy's X-Forwarded-For names the client now.
+	if err := open("10.1.2.3:1", "198.51.100.1").Take(8); err != nil {
+		t.Fatal(err)
+	}
+	if err := open("10.1.2.3:1", "198.51.100.1").Take(1); !errors.As(err, &limited) {
+		t.Fatalf("the forwarded client's bucket is empty: %v", err)
+	}
+	if err := open("10.1.2.3:1").Take(1); err != nil {
+		t.Fatalf("the proxy's own bucket: %v", err)
+	}
+
+	c.Open = false
+	if g, err = g.Successor(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admit("192.0.2.1:1", ""); !errors.Is(err, ErrNoKey) {
+		t.Errorf("open issuance turned off: %v", err)
+	}
+	if got := strings.Join(g.Names(), ","); got != "bob" {
+		t.Errorf("Names() = %s", got)
+	}
+}
+
 func TestRetryAfterSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]int64{0: 1, time.Millisecond: 1, time.Second: 1, 1001 * time.Millisecond: 2, time.Hour: 3600} {
 		if got := RetryAfterSeconds(d); got != want {

@@ -44,7 +44,7 @@ func realServer(t testing.TB) *service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := rpctest.NewServer(t, rpctest.Options{Issue: &rpc.IssueOptions{Gate: gate}})
+	s := rpctest.NewServer(t, rpctest.Options{Issue: &rpc.IssueOptions{Gate: func() *attest.Gate { return gate }}})
 	return &service{
 		URL: s.URL,
 		Key: s.Key,
