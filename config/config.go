@@ -370,16 +370,7 @@ func (c *Config) validateMemory(add func(string, ...any), bodyKey string, body i
 func (c *Config) ValidateServe() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if err := checkAddr(c.Listen); err != nil {
-		add("listen: %v", err)
-	}
-	if c.AdminListen != "" {
-		if err := checkAddr(c.AdminListen); err != nil {
-			add("admin_listen: %v", err)
-		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
-			add("admin_listen must differ from listen")
-		}
-	}
+	checkListeners(add, "listen", c.Listen, "admin_listen", c.AdminListen)
 	if len(c.Keys) == 0 && !c.Relay.Enabled() {
 		add("keys: at least one key file is required (--keys, %sKEYS), unless relay_keys are set", EnvPrefix)
 	}
@@ -387,14 +378,7 @@ func (c *Config) ValidateServe() error {
 	if c.DatabaseURL == "" && strings.TrimSpace(c.DataDir) == "" {
 		add("data_dir: required when database_url is empty")
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		add("log_format: %q is not text or json", c.LogFormat)
-	}
-	if _, err := c.SlogLevel(); err != nil {
-		add("log_level: %v", err)
-	}
+	c.validateLogging(add)
 	positive := map[string]int64{
 		"db_max_conns":       int64(c.DBMaxConns),
 		"spend_batch":        int64(c.SpendBatch),
@@ -454,6 +438,34 @@ func (c *Config) ValidateDatabase() error {
 		return fmt.Errorf("database_url: required (--database-url, %sDATABASE_URL)", EnvPrefix)
 	}
 	return nil
+}
+
+// checkListeners adds the errors of a listener's address and of its
+// admin listener's, which may be empty (off) and must differ from it.
+func checkListeners(add func(string, ...any), listenKey, listen, adminKey, admin string) {
+	if err := checkAddr(listen); err != nil {
+		add("%s: %v", listenKey, err)
+	}
+	if admin == "" {
+		return
+	}
+	if err := checkAddr(admin); err != nil {
+		add("%s: %v", adminKey, err)
+	} else if admin == listen && !strings.HasSuffix(listen, ":0") {
+		add("%s must differ from %s", adminKey, listenKey)
+	}
+}
+
+// validateLogging adds the errors of log_format and log_level.
+func (c *Config) validateLogging(add func(string, ...any)) {
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add("log_format: %q is not text or json", c.LogFormat)
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		add("log_level: %v", err)
+	}
 }
 
 func checkAddr(addr string) error {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -33,27 +32,11 @@ func (c *Config) ValidateGateway() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	g := c.Gateway
-	if err := checkAddr(g.Listen); err != nil {
-		add("gateway_listen: %v", err)
-	}
-	if g.AdminListen != "" {
-		if err := checkAddr(g.AdminListen); err != nil {
-			add("gateway_admin_listen: %v", err)
-		} else if g.AdminListen == g.Listen && !strings.HasSuffix(g.Listen, ":0") {
-			add("gateway_admin_listen must differ from gateway_listen")
-		}
-	}
+	checkListeners(add, "gateway_listen", g.Listen, "gateway_admin_listen", g.AdminListen)
 	if err := checkUpstream(g.Upstream); err != nil {
 		add("gateway_upstream: %v", err)
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		add("log_format: %q is not text or json", c.LogFormat)
-	}
-	if _, err := c.SlogLevel(); err != nil {
-		add("log_level: %v", err)
-	}
+	c.validateLogging(add)
 	if g.MaxBodyBytes <= 0 || g.MaxBodyBytes > MaxGatewayBodyBytes {
 		add("gateway_max_body_bytes: must be between 1 and %d, got %d", MaxGatewayBodyBytes, g.MaxBodyBytes)
 	}
