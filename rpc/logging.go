@@ -2,42 +2,25 @@ package rpc
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/ppredeem/ppredeem/rpc/requestid"
 )
 
-// RequestIDHeader carries the request ID: taken from the client when it is
-// a short printable token, generated otherwise, and always echoed.
-const RequestIDHeader = "X-Request-Id"
+// RequestIDHeader carries the request ID (package requestid): taken from
+// the client when it is a short printable token, generated otherwise, and
+// always echoed.
+const RequestIDHeader = requestid.Header
 
 type requestIDKey struct{}
 
 func withRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
-	id := r.Header.Get(RequestIDHeader)
-	if !validRequestID(id) {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-		id = hex.EncodeToString(b[:])
-	}
-	w.Header().Set(RequestIDHeader, id)
+	id := requestid.Take(w, r)
 	return r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // RequestID returns the request ID of ctx, or "".

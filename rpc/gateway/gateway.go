@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ppredeem/ppredeem/rpc/httpbody"
+	"github.com/ppredeem/ppredeem/rpc/requestid"
 )
 
 // Headers of the gateway's API.
@@ -30,10 +31,10 @@ const (
 	RelaySecretHeader = "Persona-Relay-Secret"
 	// IdempotencyKeyHeader is sent upstream on issuance and redeem.
 	IdempotencyKeyHeader = "Idempotency-Key"
-	// RequestIDHeader carries the request ID: the caller's when it is a
-	// short printable token, generated otherwise; echoed to the caller and
-	// forwarded upstream.
-	RequestIDHeader = "X-Request-Id"
+	// RequestIDHeader carries the request ID (package requestid): the
+	// caller's when it is a short printable token, generated otherwise;
+	// echoed to the caller and forwarded upstream.
+	RequestIDHeader = requestid.Header
 )
 
 // Defaults for Options fields left zero.
@@ -204,14 +205,7 @@ type endpointFunc func(w http.ResponseWriter, r *http.Request) error
 func (h *Handler) endpoint(name string, fn endpointFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := h.now()
-		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
-			var b [8]byte
-			_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-			id = hex.EncodeToString(b[:])
-		}
-		w.Header().Set(RequestIDHeader, id)
-		tr := &trace{id: id, deadline: start.Add(h.timeout)}
+		tr := &trace{id: requestid.Take(w, r), deadline: start.Add(h.timeout)}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), traceKey{}, tr), h.timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -386,19 +380,6 @@ func requestID(ctx context.Context) string {
 		return t.id
 	}
 	return ""
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // relayHash is how logs name a relay: the first 8 bytes of the SHA-256 of
