@@ -24,11 +24,7 @@ type relayAnswer struct {
 
 // createRelay serves POST /api/privacy/v1/relays (rpc/relay/PROTOCOL.md §3.1).
 func (h *Handler) createRelay(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
-	body, err := h.readBody(r)
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseObject(body)
+	o, err := h.readObject(r)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +102,7 @@ type challengeAnswer struct {
 
 // challenge serves POST /api/privacy/v1/relays/challenge (rpc/relay/PROTOCOL.md §3.2).
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
-	body, err := h.readBody(r)
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseObject(body)
+	o, err := h.readObject(r)
 	if err != nil {
 		return nil, err
 	}
@@ -130,12 +122,12 @@ type signAnswer struct {
 	BlindSig string `json:"blind-sig"`
 }
 
-// usageSubject is the usage counter's subject for an API key: billing counts passes per
-// API key (subject) and claim type (item).
-func usageSubject(apiKeyName string) string { return "apikey:" + apiKeyName }
-
 // UsageSubjectPrefix starts the usage subjects of API keys (see spend.UsageCount).
 const UsageSubjectPrefix = "apikey:"
+
+// usageSubject is the usage counter's subject for an API key: billing counts passes per
+// API key (subject) and claim type (item).
+func usageSubject(apiKeyName string) string { return UsageSubjectPrefix + apiKeyName }
 
 // issue serves POST /api/v1/privacy-passes (rpc/relay/PROTOCOL.md §3.3): the blind signature, billed
 // to the API key durably before it is returned, once per Idempotency-Key.
@@ -148,11 +140,7 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, c *Config, res *
 	if err != nil {
 		return nil, err
 	}
-	body, err := h.readBody(r)
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseObject(body)
+	o, err := h.readObject(r)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +268,8 @@ func (h *Handler) generateClaim(w http.ResponseWriter, r *http.Request, c *Confi
 		// Only final answers are stored, and only after the secret was checked: a replayed
 		// 403 would keep a retry from ever seeing the verifier's report.
 		hash := requestHash(passText, nil)
-		have, err := h.store.Idempotent(r.Context(), "claim/"+hex.EncodeToString(id[:]), idem, now)
+		scope := "claim/" + hex.EncodeToString(id[:])
+		have, err := h.store.Idempotent(r.Context(), scope, idem, now)
 		if err != nil {
 			return nil, stored(err)
 		}
@@ -288,7 +277,7 @@ func (h *Handler) generateClaim(w http.ResponseWriter, r *http.Request, c *Confi
 			res.outcome = "replayed"
 			return replay(have, hash)
 		}
-		rec = &spend.IdempotencyRecord{Scope: "claim/" + hex.EncodeToString(id[:]), Key: idem, RequestHash: hash,
+		rec = &spend.IdempotencyRecord{Scope: scope, Key: idem, RequestHash: hash,
 			Status: http.StatusOK, ExpiresAt: now.Add(c.IdempotencyTTL)}
 	}
 	v, err := c.Issuer.Verify(passText, now)
@@ -387,11 +376,7 @@ func (h *Handler) reportClaim(w http.ResponseWriter, r *http.Request, c *Config,
 	if _, ok := match(c.VerifierKeys, bearer(r)); !ok {
 		return nil, refuse(rowUnauthorized, "a configured verifier key is required: Authorization: Bearer <verifier key>")
 	}
-	body, err := h.readBody(r)
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseObject(body)
+	o, err := h.readObject(r)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,15 @@ func (h *Handler) readBody(r *http.Request) ([]byte, error) {
 // ignored.
 type object map[string]json.RawMessage
 
+// readObject reads the request body (readBody) as an object.
+func (h *Handler) readObject(r *http.Request) (object, error) {
+	body, err := h.readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return parseObject(body)
+}
+
 func parseObject(body []byte) (object, error) {
 	var o object
 	if err := json.Unmarshal(body, &o); err != nil || o == nil {
