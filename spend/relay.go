@@ -202,6 +202,24 @@ func checkIdempotency(rec *IdempotencyRecord) error {
 	return nil
 }
 
+// checkUsageOnce checks the arguments of AddUsageOnce and SaveIdempotent
+// (AddUsageOnce with an empty subject and item and n 0: counting is false).
+func checkUsageOnce(rec *IdempotencyRecord, subject, item string, n int64) (counting bool, err error) {
+	if rec == nil {
+		return false, errors.New("spend: no idempotency record")
+	}
+	if err := checkIdempotency(rec); err != nil {
+		return false, err
+	}
+	counting = subject != "" || item != "" || n != 0
+	if counting {
+		if err := checkUsage(subject, item, n); err != nil {
+			return false, err
+		}
+	}
+	return counting, nil
+}
+
 func checkSecret(purpose string, secret []byte) error {
 	if purpose == "" || len(purpose) > maxPurposeLen {
 		return fmt.Errorf("spend: secret purpose must be 1 to %d bytes", maxPurposeLen)

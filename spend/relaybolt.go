@@ -346,20 +346,12 @@ func (b *Bolt) SaveIdempotent(ctx context.Context, rec *IdempotencyRecord, now t
 
 // AddUsageOnce implements RelayStore: one write transaction.
 func (b *Bolt) AddUsageOnce(ctx context.Context, rec *IdempotencyRecord, subject, item string, n int64, now time.Time) (*IdempotencyRecord, error) {
-	if rec == nil {
-		return nil, errors.New("spend: no idempotency record")
-	}
-	if err := checkIdempotency(rec); err != nil {
+	counting, err := checkUsageOnce(rec, subject, item, n)
+	if err != nil {
 		return nil, err
 	}
-	counting := subject != "" || item != "" || n != 0
-	if counting {
-		if err := checkUsage(subject, item, n); err != nil {
-			return nil, err
-		}
-	}
 	var have *IdempotencyRecord
-	err := b.update(ctx, "record idempotent answer", func(tx *bolt.Tx) error {
+	err = b.update(ctx, "record idempotent answer", func(tx *bolt.Tx) error {
 		var err error
 		if have, err = saveIdempotent(tx, rec, now); err != nil || have != nil || !counting {
 			return err

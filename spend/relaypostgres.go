@@ -211,17 +211,9 @@ func (p *Postgres) SaveIdempotent(ctx context.Context, rec *IdempotencyRecord, n
 // there, a second statement reads it.
 // WITH queries: https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING
 func (p *Postgres) AddUsageOnce(ctx context.Context, rec *IdempotencyRecord, subject, item string, n int64, now time.Time) (*IdempotencyRecord, error) {
-	if rec == nil {
-		return nil, errors.New("spend: no idempotency record")
-	}
-	if err := checkIdempotency(rec); err != nil {
+	counting, err := checkUsageOnce(rec, subject, item, n)
+	if err != nil {
 		return nil, err
-	}
-	counting := subject != "" || item != "" || n != 0
-	if counting {
-		if err := checkUsage(subject, item, n); err != nil {
-			return nil, err
-		}
 	}
 	conn, err := p.acquire(ctx)
 	if err != nil {
