@@ -1,7 +1,6 @@
 package rpc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,24 +16,6 @@ import (
 	"github.com/ppredeem/ppredeem/rpc/rpctest"
 )
 
-// lockedBuffer is a log sink safe for concurrent handlers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 // TestReadyzCachesFailures: while the store check fails, a flood of
 // /readyz (concurrent, as load balancers send it) runs the check about
 // once a second and logs one warning per check, not one per request; the
@@ -43,7 +24,7 @@ func TestReadyzCachesFailures(t *testing.T) {
 	var checks atomic.Int32
 	var failing atomic.Bool
 	failing.Store(true)
-	var logs lockedBuffer
+	var logs rpctest.LogBuffer
 	s := rpctest.NewServer(t, rpctest.Options{Configure: func(o *rpc.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		o.Ready = func(context.Context) error {
@@ -72,13 +53,13 @@ func TestReadyzCachesFailures(t *testing.T) {
 	if n := checks.Load(); n > limit {
 		t.Fatalf("2000 /readyz ran the failing check %d times (at most %d)", n, limit)
 	}
-	if n := logs.count("readiness check failed"); int32(n) != checks.Load() {
+	if n := strings.Count(logs.String(), "readiness check failed"); int32(n) != checks.Load() {
 		t.Fatalf("%d warnings for %d failing checks", n, checks.Load())
 	}
 	failing.Store(false)
 	waitUntil(t, func() bool { return servePath(s.Handler, "GET", "/readyz", "").Code == 200 })
 	servePath(s.Handler, "GET", "/readyz", "")
-	if n := logs.count("readiness check passes again"); n != 1 {
+	if n := strings.Count(logs.String(), "readiness check passes again"); n != 1 {
 		t.Fatalf("recovery logged %d times", n)
 	}
 }

@@ -772,7 +772,7 @@ func TestGatewayLargeKeys(t *testing.T) {
 // the platform's request ID and names the relay by the same short hash as
 // the gateway's line does.
 func TestGatewayLogsCorrelate(t *testing.T) {
-	var serveLogs, gatewayLogs syncBuffer
+	var serveLogs, gatewayLogs rpctest.LogBuffer
 	debugJSON := func(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -134,39 +134,20 @@ func TestGatewayTwoProcesses(t *testing.T) {
 		answered <- status
 	}()
 	<-up.arrived
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitForLog(t, a, `"msg":"shutting down: draining in-flight requests"`)
+	a.signal(t, syscall.SIGTERM)
+	a.waitLog(t, "shutting down: draining in-flight requests")
 	close(up.hold)
 	if status := <-answered; status != http.StatusOK {
 		t.Fatalf("the redeem in flight at SIGTERM got HTTP %d", status)
 	}
-	select {
-	case err := <-a.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, a.output())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit within 30s of SIGTERM")
+	if err := a.exit(t, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, a.output())
 	}
 	if !strings.Contains(a.output(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop logged:\n%s", a.output())
 	}
 	if strings.Contains(a.output()+b.output(), pass) || strings.Contains(a.output()+b.output(), "relay-secret-1") {
 		t.Errorf("a pass or relay secret in the logs:\n%s%s", a.output(), b.output())
-	}
-}
-
-// waitForLog waits until the process has logged want.
-func waitForLog(t *testing.T, p *process, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.output(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s logged within 30s:\n%s", want, p.output())
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not deciding it
 	}
 }
 

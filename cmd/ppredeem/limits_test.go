@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -253,19 +252,6 @@ func TestBodyBudgetOnTheServer(t *testing.T) {
 	}
 }
 
-// logField is a field of the first JSON log line of p whose msg is msg.
-func logField(t *testing.T, p *process, msg, field string) any {
-	t.Helper()
-	for _, line := range strings.Split(p.output(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
-			return rec[field]
-		}
-	}
-	t.Fatalf("no log line %q\n%s", msg, p.output())
-	return nil
-}
-
 // TestMemoryLimit: memory_limit_bytes sets the runtime's soft memory
 // limit; without it GOMEMLIMIT is kept. Seen from the runtime itself
 // (go_gc_gomemlimit_bytes) of real processes, serve and gateway.
@@ -293,10 +279,10 @@ func TestMemoryLimit(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := c.start(append(c.args, "--admin-listen", "127.0.0.1:0"), c.env...)
-			if got := logField(t, p, "memory limit set", "from"); got != c.from {
+			if got := p.lastLog(t, "memory limit set")["from"]; got != c.from {
 				t.Errorf("memory limit from %v, want %s", got, c.from)
 			}
-			admin := "http://" + logField(t, p, c.serving, "admin_listen").(string)
+			admin := "http://" + p.lastLog(t, c.serving)["admin_listen"].(string)
 			if got := metric(t, admin, "go_gc_gomemlimit_bytes"); got != c.limit {
 				t.Errorf("go_gc_gomemlimit_bytes %v, want %v", got, c.limit)
 			}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ppredeem/ppredeem/rpc/rpctest"
@@ -14,28 +12,11 @@ import (
 	"github.com/ppredeem/ppredeem/verify/verifytest"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestLogs: one JSON line per failed redemption, at the level of its class,
 // with the request ID (echoed to the client) and a token hash; the token,
 // tag and bindings never appear.
 func TestLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs rpctest.LogBuffer
 	cfg := newConfig(t, "--data-dir", t.TempDir(), "--keys", testKeyFile, "--log-format", "json", "--log-level", "info")
 	logger, err := newLogger(cfg, &logs)
 	if err != nil {

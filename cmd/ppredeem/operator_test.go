@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -138,40 +136,11 @@ func (p *process) stopGracefully(t *testing.T) {
 // log line.
 func (p *process) adminBase(t *testing.T) string {
 	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(p.output()))
-	for sc.Scan() {
-		var rec struct {
-			Msg         string `json:"msg"`
-			AdminListen string `json:"admin_listen"`
-		}
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ppredeem serving" && rec.AdminListen != "" {
-			return "http://" + rec.AdminListen
-		}
+	addr, _ := p.lastLog(t, "ppredeem serving")["admin_listen"].(string)
+	if addr == "" {
+		t.Fatalf("no admin listener logged:\n%s", p.output())
 	}
-	t.Fatalf("no admin listener logged:\n%s", p.output())
-	return ""
-}
-
-// gauge reads one unlabelled metric from the admin listener.
-func gauge(t *testing.T, admin, name string) float64 {
-	t.Helper()
-	resp, err := rpctest.HTTPClient().Get(admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(raw)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("/metrics lacks %s", name)
-	return 0
+	return "http://" + addr
 }
 
 // lastLog returns the last JSON log line of p whose msg is msg, decoded.
@@ -361,8 +330,8 @@ func TestSIGHUPReloadsTheConfigFile(t *testing.T) {
 		p := startProcess(t, append(storeArgs, "--config", cfg, "--admin-listen", "127.0.0.1:0")...)
 		admin := p.adminBase(t)
 		const ok, at = "ppredeem_config_last_reload_successful", "ppredeem_config_last_reload_success_timestamp_seconds"
-		if gauge(t, admin, ok) != 1 || gauge(t, admin, at) <= 0 {
-			t.Fatalf("gauges at start: %v %v", gauge(t, admin, ok), gauge(t, admin, at))
+		if metric(t, admin, ok) != 1 || metric(t, admin, at) <= 0 {
+			t.Fatalf("gauges at start: %v %v", metric(t, admin, ok), metric(t, admin, at))
 		}
 		expect := func(k *verify.Key, want string) {
 			t.Helper()
@@ -386,14 +355,14 @@ func TestSIGHUPReloadsTheConfigFile(t *testing.T) {
 		if rec := p.lastLog(t, "configuration reloaded"); fmt.Sprint(rec["added"]) != "[]" || fmt.Sprint(rec["removed"]) != "["+a.ID()+"]" {
 			t.Fatalf("reload log: %v", rec)
 		}
-		good := gauge(t, admin, at)
+		good := metric(t, admin, at)
 
 		writeYAML(t, cfg, "keys: ["+strconv.Quote(fileA)) // broken YAML
 		p.reload(t, "reload failed")
 		expect(b, "success")
 		expect(a, "-32020")
-		if gauge(t, admin, ok) != 0 || gauge(t, admin, at) != good {
-			t.Fatalf("gauges after a failed reload: %v %v (last success %v)", gauge(t, admin, ok), gauge(t, admin, at), good)
+		if metric(t, admin, ok) != 0 || metric(t, admin, at) != good {
+			t.Fatalf("gauges after a failed reload: %v %v (last success %v)", metric(t, admin, ok), metric(t, admin, at), good)
 		}
 		writeYAML(t, cfg, keysYAML(fileA, filepath.Join(dir, "missing.pem"))) // a key file that is not there
 		p.reload(t, "reload failed")
@@ -408,8 +377,8 @@ func TestSIGHUPReloadsTheConfigFile(t *testing.T) {
 			t.Fatalf("restart warning: %v", rec)
 		}
 		expect(a, "success") // its request is over 100 bytes: the start-up limit holds
-		if gauge(t, admin, ok) != 1 || gauge(t, admin, at) <= good {
-			t.Fatalf("gauges after a good reload: %v %v (before %v)", gauge(t, admin, ok), gauge(t, admin, at), good)
+		if metric(t, admin, ok) != 1 || metric(t, admin, at) <= good {
+			t.Fatalf("gauges after a good reload: %v %v (before %v)", metric(t, admin, ok), metric(t, admin, at), good)
 		}
 	})
 }

@@ -66,8 +66,7 @@ type process struct {
 	url  string
 	base string
 	done chan error
-	mu   sync.Mutex
-	logs strings.Builder
+	logs rpctest.LogBuffer
 	msgs chan string // the msg of every JSON log line
 }
 
@@ -106,9 +105,7 @@ func startBinaryAt(t testing.TB, path, serving string, args []string, env ...str
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
-			p.mu.Lock()
-			p.logs.WriteString(line + "\n")
-			p.mu.Unlock()
+			_, _ = p.logs.Write([]byte(line + "\n"))
 			var rec struct {
 				Msg    string `json:"msg"`
 				Listen string `json:"listen"`
@@ -139,11 +136,7 @@ func startBinaryAt(t testing.TB, path, serving string, args []string, env ...str
 	return p
 }
 
-func (p *process) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
+func (p *process) output() string { return p.logs.String() }
 
 // waitLog waits for a log line whose msg starts with prefix.
 func (p *process) waitLog(t testing.TB, prefix string) {

@@ -24,6 +24,8 @@ import (
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/text"
+
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 )
 
 // A directive is an HTML comment on the line before a fenced block (blank
@@ -192,7 +194,7 @@ type readmeRun struct {
 type startedBlock struct {
 	block readmeBlock
 	cmd   *exec.Cmd
-	out   *syncBuffer
+	out   *rpctest.LogBuffer
 	done  chan error
 }
 
@@ -309,7 +311,7 @@ func (r *readmeRun) transcript(t *testing.T, line int, body string) {
 func (r *readmeRun) start(t *testing.T, b readmeBlock, body, url string) {
 	t.Helper()
 	cmd := r.command(context.Background(), body)
-	s := &startedBlock{block: b, cmd: cmd, out: new(syncBuffer), done: make(chan error, 1)}
+	s := &startedBlock{block: b, cmd: cmd, out: new(rpctest.LogBuffer), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -682,7 +682,7 @@ func TestRelayReload(t *testing.T) {
 // log line holds a relay token or secret, an API or verifier key, a pass, an access token
 // or a claim payload.
 func TestRelayLogsHoldNoSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs rpctest.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := startServerLogging(t, newConfig(t, relayArgs([]string{"--data-dir", t.TempDir()})...), logger)
 	p := provider{t, s.base}

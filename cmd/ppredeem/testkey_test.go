@@ -41,7 +41,7 @@ func TestTestKeyWarning(t *testing.T) {
 		}
 	}
 	writeConfig(keyFile, testKeyPath)
-	var logs syncBuffer
+	var logs rpctest.LogBuffer
 	cfg := newConfig(t, "--data-dir", t.TempDir(), "--config", configFile, "--log-format", "json")
 	logger, err := newLogger(cfg, &logs)
 	if err != nil {
@@ -66,7 +66,7 @@ func TestTestKeyWarning(t *testing.T) {
 
 // wantWarnings checks that the log holds n test-key warnings so far and
 // that /readyz answers 200 with the warning, or without any.
-func wantWarnings(t *testing.T, srv *testServer, logs *syncBuffer, n int, onReadyz bool) {
+func wantWarnings(t *testing.T, srv *testServer, logs *rpctest.LogBuffer, n int, onReadyz bool) {
 	t.Helper()
 	var got int
 	for line := range strings.Lines(logs.String()) {

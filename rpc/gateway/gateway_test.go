@@ -27,25 +27,8 @@ import (
 
 	"github.com/ppredeem/ppredeem/rpc/gateway"
 	"github.com/ppredeem/ppredeem/rpc/httpbody"
+	"github.com/ppredeem/ppredeem/rpc/rpctest"
 )
-
-// syncBuffer is a log sink safe for the handler's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env is a gateway in front of a fake provider.
 type env struct {
@@ -53,7 +36,7 @@ type env struct {
 	h     *gateway.Handler
 	url   string // the gateway's base URL
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *rpctest.LogBuffer
 	mu    sync.Mutex
 	waits []time.Duration // backoff waits asked for, none taken
 }
@@ -68,7 +51,7 @@ func (e *env) waited() []time.Duration {
 // retries are recorded and return at once; opts may change any option.
 func newEnv(t testing.TB, opts ...func(*env, *gateway.Options)) *env {
 	t.Helper()
-	e := &env{p: newProvider(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	e := &env{p: newProvider(t), reg: prometheus.NewRegistry(), logs: &rpctest.LogBuffer{}}
 	o := gateway.Options{
 		Upstream:   e.p.srv.URL,
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -1,7 +1,8 @@
 // Package rpctest is test support for the redemption API: JSON-RPC request
-// builders, a strict decoder of answers, an HTTP caller, and Server, the
+// builders, a strict decoder of answers, an HTTP caller, Server, the
 // real handler (rpc.NewHandler with the VOPRF kind) over a real
-// spent-token store behind httptest. Nothing here fakes the server: tests
+// spent-token store behind httptest, and LogBuffer, a log sink for
+// handlers on many goroutines. Nothing here fakes the server: tests
 // that need a failure the real one cannot produce wrap its Spender.
 package rpctest
 
