@@ -1,16 +1,21 @@
 // Command ppredeem is a Privacy Pass redemption server.
 //
-//	ppredeem serve   --listen 127.0.0.1:8080 --keys a.pem[,b.pem] [--database-url DSN]
-//	ppredeem migrate up|down|status --database-url DSN
-//	ppredeem keys generate [--rsa]|list|retire
-//	ppredeem apikeys generate|usage
-//	ppredeem check   [--database-url DSN | --data-dir DIR] [--json]
-//	ppredeem backup  --out FILE [--data-dir DIR]
-//	ppredeem bench   --url http://127.0.0.1:8080/api/redeem --keys key.pem
+//	ppredeem serve       --listen 127.0.0.1:8080 --keys a.pem[,b.pem] [--database-url DSN] [--relay-keys CLAIMTYPE=FILE,...]
+//	ppredeem gateway     --listen 127.0.0.1:8081 --upstream http://127.0.0.1:8080
+//	ppredeem migrate     up|down|status --database-url DSN
+//	ppredeem keys        generate [--rsa]|list|retire
+//	ppredeem apikeys     generate|usage
+//	ppredeem issue       [--url URL] [--attester-key KEY | --attester-key-file FILE] [--count N]
+//	ppredeem check       [--database-url DSN | --data-dir DIR] [--json]
+//	ppredeem backup      --out FILE [--data-dir DIR]
+//	ppredeem bench       --url http://127.0.0.1:8080/api/redeem --keys key.pem
+//	ppredeem healthcheck [--url URL]
+//	ppredeem version
 //
 // main only wires packages together: config decodes settings, verify checks
 // tags, spend records spent tokens, rpc speaks JSON-RPC (its token kinds
-// under rpc/kind, its admin listener rpc/admin).
+// under rpc/kind, its admin listener rpc/admin), rpc/relay serves the relay
+// provider API beside it and rpc/gateway the relay gateway.
 //
 // A command that ends with an error exits with status 1. serve and gateway
 // report that error as a log record in their log_format (fatal.go); the
