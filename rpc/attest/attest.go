@@ -39,7 +39,8 @@
 // # Limits
 //
 //   - The buckets of at most MaxClients addresses are kept (default
-//     16384, about 2 MB); beyond that the least recently seen address
+//     16384, about 4.4 MB of heap: TestBucketsMemory); beyond that the
+//     least recently seen address
 //     loses its bucket and starts afresh when it comes back. A client with
 //     more addresses than that gets more than its share; open issuance is
 //     for trials, not for hostile networks.

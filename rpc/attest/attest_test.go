@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -268,4 +269,40 @@ func TestRetryAfterSeconds(t *testing.T) {
 	if got := PerHour(3600); got != 1 {
 		t.Errorf("PerHour(3600) = %v", got)
 	}
+}
+
+// TestBucketsMemory backs the package doc's figure: the buckets of
+// DefaultMaxClients addresses take about 4.4 MB of heap (some 270 bytes
+// an address: the LRU entry, the prefix and the rate.Limiter).
+func TestBucketsMemory(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g, err := New(Config{Open: true, Rate: 1, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/api/issue", nil)
+	for i := range DefaultMaxClients {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		r.RemoteAddr = netip.AddrPortFrom(a, 1).String()
+		gr, err := g.Admit(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gr.Take(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := g.clients.buckets.Len(); n != DefaultMaxClients {
+		t.Fatalf("%d buckets, want %d", n, DefaultMaxClients)
+	}
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d bytes of heap for %d addresses (%d each)", heap, DefaultMaxClients, heap/DefaultMaxClients)
+	if heap > 6<<20 {
+		t.Errorf("the buckets of %d addresses take %d bytes, more than the 6 MiB the package doc allows for", DefaultMaxClients, heap)
+	}
+	runtime.KeepAlive(g)
 }
