@@ -13,7 +13,10 @@
 // # Routes
 //
 // Handler routes with an http.ServeMux (handler.go, routes): POST
-// /api/redeem, GET (and HEAD) /healthz and /readyz. Every other request
+// /api/redeem, GET (and HEAD) /healthz and /readyz, the issuance
+// endpoints when Options.Issue is set (issue.go), and the caller's
+// Options.Routes (the relay provider API, rpc/relay), which answer in
+// their own shape. Every other request
 // is a JSON-RPC error, never ServeMux's plain-text answers: a POST to
 // another path is 404/-32600, any other HTTP method (also POST to a probe)
 // 405/-32041, and a path that is not in clean form gets the same answer

@@ -111,7 +111,8 @@
 // # Logs and metrics
 //
 // One line per request: request ID (X-Request-Id, taken from the caller
-// when it is a short token, forwarded upstream), endpoint, status, title,
+// when it is a short token as package requestid says, forwarded
+// upstream), endpoint, status, title,
 // upstream attempts, elapsed time and, on redeem, a short hash of the
 // relay token. Never an API key, relay secret, pass, access token or claim
 // payload; error texts only for network and gateway faults, from net/http

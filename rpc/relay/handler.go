@@ -135,9 +135,6 @@ func (h *Handler) SetConfig(c *Config) {
 	h.cfg.Store(c)
 }
 
-// Config returns the configuration in force (nil: off).
-func (h *Handler) Config() *Config { return h.cfg.Load() }
-
 // Routes returns the provider API's ServeMux patterns and their handlers, for the main
 // listener (rpc.Options.Routes). Besides the five endpoints, other methods on their paths
 // answer 405 and other POSTs below /api/privacy/ 404, both in the errors shape.
