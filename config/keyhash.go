@@ -16,7 +16,7 @@ type NamedHash struct {
 }
 
 // namedHashes parses the NAME=SHA256HEX list of the setting key: each
-// name 1 to 64 of A-Z a-z 0-9 . _ - (validName), each hash the lowercase
+// name 1 to 64 of A-Z a-z 0-9 . _ - (ValidName), each hash the lowercase
 // hex SHA-256 of the key (`printf %s "$KEY" | sha256sum`, or what
 // `ppredeem apikeys generate` prints); no name and no hash twice (two
 // names for one key would leave it to chance which one a request is
@@ -35,7 +35,7 @@ func namedHashes(key string, list []string) ([]NamedHash, error) {
 		case !ok:
 			errs = append(errs, fmt.Errorf("%s: entry %d is not NAME=SHA256HEX", key, i+1))
 			continue
-		case !validName(name):
+		case !ValidName(name):
 			errs = append(errs, fmt.Errorf("%s: entry %d: the name must be 1 to 64 letters, digits, '.', '_' or '-'", key, i+1))
 			continue
 		case !decodeHash(nh.Hash[:], hexHash):
@@ -66,10 +66,10 @@ func decodeHash(dst []byte, text string) bool {
 	return err == nil
 }
 
-// validName reports whether s can name an entry of a NAME=... list (a
+// ValidName reports whether s can name an entry of a NAME=... list (a
 // key's owner, a claim type): 1 to 64 ASCII letters, digits, '.', '_' or
 // '-'.
-func validName(s string) bool {
+func ValidName(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

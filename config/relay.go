@@ -54,7 +54,7 @@ func (r *Relay) RelayKeyFiles() ([]RelayKeyFile, error) {
 	for _, e := range splitList(r.Keys) {
 		ct, file, ok := strings.Cut(e, "=")
 		ct, file = strings.TrimSpace(ct), strings.TrimSpace(file)
-		if !ok || !validName(ct) || file == "" {
+		if !ok || !ValidName(ct) || file == "" {
 			errs = append(errs, fmt.Errorf("relay_keys: %q is not CLAIMTYPE=FILE (claim type: 1 to 64 of A-Z a-z 0-9 . _ -)", e))
 			continue
 		}

@@ -91,7 +91,7 @@ func newAPIKeysGenerateCommand() *cobra.Command {
 		Short: "Print a new random key once, and the NAME=SHA256HEX entry that configures it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := (&config.Relay{APIKeys: []string{name + "=" + strings.Repeat("0", 64)}}).APIKeyHashes(); err != nil || name == "" {
+			if !config.ValidName(name) {
 				return errors.New("--name is required: 1 to 64 of A-Z a-z 0-9 . _ -")
 			}
 			var b [32]byte

@@ -588,6 +588,9 @@ func TestRelayCommands(t *testing.T) {
 	if _, err := run(t, "apikeys", "generate", "--name", "no spaces"); err == nil {
 		t.Fatal("a bad name was accepted")
 	}
+	if _, err := run(t, "apikeys", "generate"); err == nil || !strings.Contains(err.Error(), "--name is required") {
+		t.Fatalf("no name: %v", err)
+	}
 
 	data := t.TempDir()
 	args := append(relayArgs([]string{"--data-dir", data}, "--admin-listen", "127.0.0.1:0"), "--relay-keys", "acme_claim="+keyFile,
