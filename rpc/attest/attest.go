@@ -8,9 +8,9 @@
 //     §11.1). The operator configures each attester as NAME=SHA256HEX, the
 //     lowercase hex SHA-256 of the key, so the server never stores a key.
 //     The presented key is hashed and compared with every configured hash
-//     with crypto/subtle.ConstantTimeCompare, all of them, whatever matched
-//     first. An attested client is not rate limited: the operator vouches
-//     for it, and its tokens are counted (and billed) under its name.
+//     in constant time (package keyhash). An attested client is not rate
+//     limited: the operator vouches for it, and its tokens are counted (and
+//     billed) under its name.
 //   - Open issuance (for trials). A request without an Authorization
 //     header is admitted as the attester "open", limited per client
 //     address by a token bucket (golang.org/x/time/rate) that counts
@@ -54,7 +54,6 @@ package attest
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
@@ -67,6 +66,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
+
+	"github.com/ppredeem/ppredeem/rpc/keyhash"
 )
 
 // OpenAttester is the attester name of open issuance: tokens issued to
@@ -115,10 +116,7 @@ func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
 // Key is one attester: its name (the metric label and the usage subject)
 // and the SHA-256 of its key.
-type Key struct {
-	Name string
-	Hash [sha256.Size]byte
-}
+type Key = keyhash.Key
 
 // Config configures a Gate.
 type Config struct {
@@ -266,11 +264,11 @@ func (g *Gate) Admit(r *http.Request) (*Grant, error) {
 		if !ok {
 			return nil, ErrBadKey
 		}
-		name, ok := g.lookup(key)
+		k, ok := keyhash.Match(g.keys, key)
 		if !ok {
 			return nil, ErrBadKey
 		}
-		return &Grant{Attester: name}, nil
+		return &Grant{Attester: k.Name}, nil
 	case g.open:
 		return &Grant{Attester: OpenAttester, bucket: g.bucket(g.client(r)), now: g.now}, nil
 	default:
@@ -297,19 +295,6 @@ func bearer(h string) (string, bool) {
 		}
 	}
 	return key, true
-}
-
-// lookup finds the attester of key, comparing its hash with every
-// configured hash in constant time.
-func (g *Gate) lookup(key string) (string, bool) {
-	sum := sha256.Sum256([]byte(key))
-	name, found := "", false
-	for i := range g.keys {
-		if subtle.ConstantTimeCompare(sum[:], g.keys[i].Hash[:]) == 1 {
-			name, found = g.keys[i].Name, true
-		}
-	}
-	return name, found
 }
 
 // Take pays for n tokens. For an attester key it always succeeds. For

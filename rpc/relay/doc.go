@@ -80,11 +80,12 @@
 //
 // # Issuance and billing
 //
-// The bearer key's SHA-256 is compared with every configured hash in constant time. The
-// blind signature is deterministic (RSA), and it is counted against the API key and the
-// key's claim type (spend usage counter "apikey:NAME", item the claim type) durably before
-// it is returned: with an Idempotency-Key, the answer and the count commit together
-// (spend.RelayStore.AddUsageOnce), so a retry gets the stored answer and counts nothing.
+// The bearer key's SHA-256 is compared with every configured hash in constant time
+// (package keyhash). The blind signature is deterministic (RSA), and it is counted against
+// the API key and the key's claim type (spend usage counter "apikey:NAME", item the claim
+// type) durably before it is returned: with an Idempotency-Key, the answer and the count
+// commit together (spend.RelayStore.AddUsageOnce), so a retry gets the stored answer and
+// counts nothing.
 //
 // # Relays and access tokens
 //

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ppredeem/ppredeem/rpc/keyhash"
 	"github.com/ppredeem/ppredeem/spend"
 )
 
@@ -132,7 +133,7 @@ func usageSubject(apiKeyName string) string { return UsageSubjectPrefix + apiKey
 // issue serves POST /api/v1/privacy-passes (rpc/relay/PROTOCOL.md §3.3): the blind signature, billed
 // to the API key durably before it is returned, once per Idempotency-Key.
 func (h *Handler) issue(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
-	cred, ok := match(c.APIKeys, bearer(r))
+	cred, ok := keyhash.Match(c.APIKeys, bearer(r))
 	if !ok {
 		return nil, refuse(rowUnauthorized, "a configured API key is required: Authorization: Bearer <api key>")
 	}
@@ -373,7 +374,7 @@ const (
 
 // reportClaim serves POST /api/privacy/v1/relay-sessions/claim (rpc/relay/PROTOCOL.md §3.5).
 func (h *Handler) reportClaim(w http.ResponseWriter, r *http.Request, c *Config, res *result) ([]byte, error) {
-	if _, ok := match(c.VerifierKeys, bearer(r)); !ok {
+	if _, ok := keyhash.Match(c.VerifierKeys, bearer(r)); !ok {
 		return nil, refuse(rowUnauthorized, "a configured verifier key is required: Authorization: Bearer <verifier key>")
 	}
 	o, err := h.readObject(r)

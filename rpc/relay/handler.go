@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/ppredeem/ppredeem/rpc"
 	"github.com/ppredeem/ppredeem/rpc/httpbody"
+	"github.com/ppredeem/ppredeem/rpc/keyhash"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/verify/pass"
 )
@@ -40,10 +39,7 @@ const (
 
 // Credential is one API key or verifier key as configured: a name (for billing and logs)
 // and the SHA-256 of the key string. The key itself is never stored.
-type Credential struct {
-	Name string
-	Hash [32]byte
-}
+type Credential = keyhash.Key
 
 // Config is what the provider API serves with at one moment; a reload (SIGHUP) builds a
 // new one and SetConfig swaps it in whole.
@@ -230,24 +226,4 @@ func (h *Handler) endpoint(name string, f endpointFunc) http.Handler {
 		}
 		h.log.LogAttrs(r.Context(), level, "relay request", attrs...)
 	})
-}
-
-// match returns the configured credential whose hash is SHA-256(key), comparing with every
-// configured hash in constant time, so the time says neither which one matched nor how
-// much of one did.
-func match(creds []Credential, key string) (Credential, bool) {
-	if key == "" {
-		return Credential{}, false
-	}
-	sum := sha256.Sum256([]byte(key))
-	found := -1
-	for i := range creds {
-		if subtle.ConstantTimeCompare(sum[:], creds[i].Hash[:]) == 1 {
-			found = i
-		}
-	}
-	if found < 0 {
-		return Credential{}, false
-	}
-	return creds[found], true
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ppredeem/ppredeem/rpc/keyhash"
 	"github.com/ppredeem/ppredeem/spend"
 	"github.com/ppredeem/ppredeem/verify/pass"
 )
@@ -77,11 +78,11 @@ func TestAccessTokenStrict(t *testing.T) {
 
 func TestMatch(t *testing.T) {
 	creds := []Credential{{Name: "a", Hash: sha256.Sum256([]byte("key-a"))}, {Name: "b", Hash: sha256.Sum256([]byte("key-b"))}}
-	if c, ok := match(creds, "key-b"); !ok || c.Name != "b" {
+	if c, ok := keyhash.Match(creds, "key-b"); !ok || c.Name != "b" {
 		t.Fatalf("match key-b = %v %v", c, ok)
 	}
 	for _, k := range []string{"", "key-c", "key-", "KEY-A"} {
-		if _, ok := match(creds, k); ok {
+		if _, ok := keyhash.Match(creds, k); ok {
 			t.Errorf("%q matched", k)
 		}
 	}
